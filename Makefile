@@ -1,0 +1,37 @@
+# Everything runs from a project-local virtual environment so a fresh clone needs only python3.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint demo cassettes bench test-full clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q
+
+# The long randomized variants (crash matrix, fault convergence) at full size.
+test-full: $(STAMP)
+	LOOPSYNC_FULL=1 $(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	$(BIN)/loopsync demo
+
+cassettes: $(STAMP)
+	$(BIN)/python scripts/record_cassettes.py
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/scan_benchmark.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build src/*.egg-info

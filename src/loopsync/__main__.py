@@ -1,0 +1,3 @@
+from loopsync.cli import main
+
+main()

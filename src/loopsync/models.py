@@ -1,0 +1,178 @@
+"""Plain, immutable views of what the APIs told us.
+
+The Shopify and Loop clients turn JSON into these; ``detect`` and ``reconcile``
+decide on them without knowing any wire format. Ids are Shopify global ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# Every hold loopsync places carries this handle. Shopify makes a handle unique
+# per app per fulfillment order, so a retried or overlapping hold request can
+# never create a second hold: it fails with DUPLICATE_FULFILLMENT_HOLD_HANDLE.
+HOLD_HANDLE = "loopsync-preorder"
+
+
+@dataclass(frozen=True)
+class UserError:
+    message: str
+    code: str | None = None
+    field: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Hold:
+    id: str
+    handle: str
+    reason: str
+    reason_notes: str | None
+    held_by_us: bool  # FulfillmentHold.heldByRequestingApp
+    app_name: str | None = None
+
+    @property
+    def is_loopsync(self) -> bool:
+        return self.held_by_us and self.handle.startswith("loopsync")
+
+
+@dataclass(frozen=True)
+class FulfillmentOrderLine:
+    id: str  # FulfillmentOrderLineItem id
+    line_item_id: str
+    variant_id: str | None
+    sku: str | None
+    remaining_quantity: int
+    total_quantity: int
+
+
+@dataclass(frozen=True)
+class FulfillmentOrder:
+    id: str
+    status: str
+    lines: tuple[FulfillmentOrderLine, ...]
+    holds: tuple[Hold, ...] = ()
+    supported_actions: frozenset[str] = frozenset()
+
+    @property
+    def our_hold(self) -> Hold | None:
+        return next((h for h in self.holds if h.is_loopsync), None)
+
+    @property
+    def held_by_others(self) -> bool:
+        return any(not h.is_loopsync for h in self.holds)
+
+
+@dataclass(frozen=True)
+class LineItem:
+    id: str
+    variant_id: str | None
+    sku: str | None
+    title: str
+    quantity: int
+    selling_plan_id: str | None = None
+    selling_plan_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Order:
+    id: str
+    legacy_id: int
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    tags: tuple[str, ...]
+    line_items: tuple[LineItem, ...]
+    fulfillment_orders: tuple[FulfillmentOrder, ...]
+    source_name: str | None = None
+    app_name: str | None = None
+    custom_attributes: tuple[tuple[str, str | None], ...] = ()
+    # LineItem ids that Shopify created for native-exchange items (Order.returns →
+    # exchangeLineItems → lineItems). Empty for ordinary and separate-order exchanges.
+    exchange_line_item_ids: frozenset[str] = frozenset()
+    closed: bool = False
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class PreorderPlan:
+    id: str
+    name: str
+    description: str | None
+    fulfillment_trigger: str | None
+    fulfillment_exact_time: datetime | None
+
+
+@dataclass(frozen=True)
+class VariantInfo:
+    """What Shopify says about a variant's pre-order status right now."""
+
+    id: str
+    exists: bool
+    sku: str | None = None
+    title: str | None = None
+    preorder_plans: tuple[PreorderPlan, ...] = ()
+    shipping_window_metafield: str | None = None
+
+    @property
+    def on_preorder(self) -> bool:
+        return bool(self.preorder_plans)
+
+
+@dataclass(frozen=True)
+class HoldResult:
+    hold: Hold | None
+    fulfillment_order_id: str | None
+    remaining_fulfillment_order_id: str | None
+    user_errors: tuple[UserError, ...] = ()
+
+
+@dataclass(frozen=True)
+class ThrottleStatus:
+    maximum_available: float
+    currently_available: float
+    restore_rate: float
+
+
+@dataclass
+class CallStats:
+    """Counters one client keeps, readable by the scan summary and benchmarks."""
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    waited_seconds: float = 0.0
+    requested_cost: float = 0.0
+    actual_cost: float = 0.0
+    by_operation: dict[str, int] = field(default_factory=dict)
+
+    def count(self, operation: str) -> None:
+        self.requests += 1
+        self.by_operation[operation] = self.by_operation.get(operation, 0) + 1
+
+
+# --- Loop ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoopExchange:
+    exchange_order_id: int | None
+    exchange_order_name: str | None
+    variant_id: str | None
+
+
+@dataclass(frozen=True)
+class LoopReturn:
+    id: int
+    state: str
+    order_name: str | None
+    provider_order_id: str | None
+    exchanges: tuple[LoopExchange, ...] = ()
+    created_at: str | None = None
+
+
+@dataclass(frozen=True)
+class LoopNote:
+    id: int | None
+    content: str
+    created_at: str | None = None
