@@ -1,0 +1,329 @@
+"""Decisions without I/O: is this order a Loop exchange, which of its items are on
+pre-order, what is the shipping window, how to hold it, and when to release.
+
+Everything here is a pure function of ``loopsync.models`` values, so ``reconcile``
+can call it for a scan, a single order (webhooks) or ``explain`` alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+from loopsync.models import FulfillmentOrder, FulfillmentOrderLine, LineItem, Order, PreorderPlan, VariantInfo
+
+ExchangeKind = Literal["separate", "native"]
+PreorderSource = Literal["selling_plan_group", "line_item_selling_plan", "override"]
+HoldAction = Literal["hold_whole", "hold_lines", "none", "skip"]
+
+TO_BE_CONFIRMED = "to be confirmed"
+#: Loop rejects notes longer than this.
+NOTE_MAX_LENGTH = 255
+_NOTE_BODY = "This exchange item is on pre-order, estimated shipping: "
+
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+# Fulfillment orders loopsync never holds: nothing left to ship, or Shopify cannot hold them.
+_UNHOLDABLE_STATUSES = frozenset({"CLOSED", "CANCELLED", "INCOMPLETE"})
+
+
+# --- is it a Loop exchange? --------------------------------------------------------------
+
+
+def _norm_tag(tag: str) -> str:
+    return " ".join(tag.split()).casefold()
+
+
+def exchange_kind(
+    order: Order,
+    *,
+    name_prefix: str | None = "EXC-",
+    exchange_tag: str | None = None,
+    native_tag: str | None = "Loop Exchange",
+) -> ExchangeKind | None:
+    """``"separate"`` (a new EXC order), ``"native"`` (exchange items added to the original order) or None."""
+    tags = {_norm_tag(t) for t in order.tags}
+    # GUESS: Shopify order names carry a leading "#" (e.g. "#EXC-1086") unless the
+    # store's prefix setting removes it; compare without it.
+    name = order.name.strip().lstrip("#").casefold()
+    if name_prefix and name.startswith(name_prefix.strip().lstrip("#").casefold()):
+        return "separate"
+    if exchange_tag and _norm_tag(exchange_tag) in tags:
+        return "separate"
+    # GUESS: Loop announces the "Loop Exchange" tag on native exchanges as "coming soon"
+    # (loop-native-exchanges.md §1); it is the only Loop-specific signal on such an
+    # order, so without it we cannot tell Loop's exchanges from another app's.
+    if native_tag and _norm_tag(native_tag) in tags:
+        return "native"
+    return None
+
+
+def exchange_line_items(order: Order, kind: ExchangeKind | None) -> tuple[LineItem, ...]:
+    """The line items that are exchange items: all of a separate order, only Shopify's exchange items of a native one."""
+    if kind == "separate":
+        return order.line_items
+    if kind == "native":
+        return tuple(li for li in order.line_items if li.id in order.exchange_line_item_ids)
+    return ()
+
+
+def variant_ids_to_look_up(order: Order, kind: ExchangeKind | None) -> list[str]:
+    """The variants whose pre-order status :func:`preorder_lines` needs (batch them across orders)."""
+    return sorted({li.variant_id for li in exchange_line_items(order, kind) if li.variant_id})
+
+
+# --- which items are on pre-order? ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreorderLine:
+    line_item: LineItem
+    variant_id: str
+    window: str
+    source: PreorderSource
+    plan_id: str | None = None  # the PRE_ORDER selling plan the window came from
+
+
+class MissingVariantInfo(LookupError):
+    """A programming error: ``preorder_lines`` was not given a variant it needs."""
+
+
+def preorder_lines(
+    order: Order,
+    kind: ExchangeKind | None,
+    variants: Mapping[str, VariantInfo],
+    overrides: Mapping[str, str],
+) -> list[PreorderLine]:
+    """The exchange line items that are on pre-order right now, with their shipping window.
+
+    An item is on pre-order when its variant belongs to a PRE_ORDER selling plan
+    group now, or a local override names the variant.
+
+    The line item's own selling plan is not enough on its own. Loop's exchange
+    items carry none (ExchangeLineItemInput has no selling plan), and a plan stamped
+    on a line item at checkout stays there after the merchant ends the pre-order: if
+    it kept the item on pre-order, its hold could never be released. So the line
+    item's plan only chooses *which* of the variant's current PRE_ORDER plans
+    gives the window when there are several.
+
+    Raises :class:`MissingVariantInfo` if ``variants`` lacks a variant that has no override.
+    """
+    lines: list[PreorderLine] = []
+    missing: list[str] = []
+    for item in exchange_line_items(order, kind):
+        vid = item.variant_id
+        if not vid:
+            continue  # a custom item: no variant, nothing to be on pre-order
+        if vid in overrides:
+            info = variants.get(vid)
+            lines.append(PreorderLine(item, vid, shipping_window(info, overrides[vid], None), "override"))
+            continue
+        if vid not in variants:
+            missing.append(vid)
+            continue
+        info = variants[vid]
+        if not (info.exists and info.on_preorder):
+            continue
+        plan = _plan(info, item.selling_plan_id)
+        source: PreorderSource = (
+            "line_item_selling_plan"
+            if item.selling_plan_id and plan.id == item.selling_plan_id
+            else "selling_plan_group"
+        )
+        lines.append(PreorderLine(item, vid, shipping_window(info, None, plan.id), source, plan.id))
+    if missing:
+        raise MissingVariantInfo(f"variant info not looked up: {', '.join(sorted(set(missing)))}")
+    return lines
+
+
+def _plan(info: VariantInfo, preferred_plan_id: str | None) -> PreorderPlan:
+    for plan in info.preorder_plans:
+        if preferred_plan_id and plan.id == preferred_plan_id:
+            return plan
+    return info.preorder_plans[0]
+
+
+# --- the shipping window ----------------------------------------------------------------------
+
+
+def _clean(text: str | None) -> str | None:
+    if text is None:
+        return None
+    cleaned = " ".join(text.split())
+    return cleaned or None
+
+
+def shipping_window(
+    variant_info: VariantInfo | None,
+    override_window: str | None,
+    preferred_plan_id: str | None,
+) -> str:
+    """Override, else the variant's shipping-window metafield, else the plan's exact date
+    ("15 March 2027"), else the plan's description, else "to be confirmed"."""
+    if override := _clean(override_window):
+        return override
+    if variant_info is None:
+        return TO_BE_CONFIRMED
+    if metafield := _clean(variant_info.shipping_window_metafield):
+        return metafield
+    if not variant_info.preorder_plans:
+        return TO_BE_CONFIRMED
+    plan = _plan(variant_info, preferred_plan_id)
+    if plan.fulfillment_exact_time is not None:
+        return format_date(plan.fulfillment_exact_time)
+    if description := _clean(plan.description):
+        return description
+    return TO_BE_CONFIRMED
+
+
+def format_date(moment: date) -> str:
+    """``15 March 2027``: no leading zero, English month names whatever the locale."""
+    # GUESS: the date is shown as Shopify gives it (its own offset, normally UTC);
+    # shifting it to this machine's timezone could move the day.
+    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
+
+
+# --- how to hold ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HoldDecision:
+    """What to do with one fulfillment order that has pre-order items left to ship."""
+
+    fulfillment_order_id: str
+    action: HoldAction  # hold_whole | hold_lines | none (already held by us) | skip (cannot hold)
+    reason: str
+    # (FulfillmentOrderLineItem id, quantity) to hold, for "hold_lines"; empty otherwise.
+    line_items: tuple[tuple[str, int], ...] = ()
+    # The pre-order items on this fulfillment order (what the hold row records).
+    preorder_line_item_ids: tuple[str, ...] = ()
+    variant_ids: tuple[str, ...] = ()
+
+    @property
+    def places_hold(self) -> bool:
+        return self.action in ("hold_whole", "hold_lines")
+
+
+def holdable(fo: FulfillmentOrder) -> tuple[bool, str]:
+    """Whether Shopify will accept a hold on this fulfillment order, and why not."""
+    if fo.status in _UNHOLDABLE_STATUSES:
+        return False, f"fulfillment order is {fo.status}"
+    # GUESS: when the client read supportedActions we trust it; Shopify only offers
+    # HOLD on fulfillment orders it can hold. If it was not read (empty), status decides.
+    if fo.supported_actions and "HOLD" not in fo.supported_actions:
+        return False, f"Shopify does not offer HOLD on this fulfillment order (status {fo.status})"
+    return True, ""
+
+
+def hold_plan(order: Order, preorder_line_ids: Iterable[str]) -> list[HoldDecision]:
+    """One decision per fulfillment order that still has pre-order items to ship."""
+    wanted = set(preorder_line_ids)
+    decisions: list[HoldDecision] = []
+    for fo in order.fulfillment_orders:
+        to_ship = [line for line in fo.lines if line.remaining_quantity > 0]
+        pre = [line for line in to_ship if line.line_item_id in wanted]
+        if not pre:
+            continue
+        ids = tuple(line.line_item_id for line in pre)
+        variants = tuple(sorted({line.variant_id for line in pre if line.variant_id}))
+        action, reason, lines = _decide(fo, pre, to_ship)
+        decisions.append(HoldDecision(fo.id, action, reason, lines, ids, variants))
+    return decisions
+
+
+def _decide(
+    fo: FulfillmentOrder, pre: list[FulfillmentOrderLine], to_ship: list[FulfillmentOrderLine]
+) -> tuple[HoldAction, str, tuple[tuple[str, int], ...]]:
+    if fo.our_hold is not None:
+        return "none", "already held by loopsync", ()
+    ok, why = holdable(fo)
+    if not ok:
+        return "skip", why, ()
+    if len(pre) == len(to_ship):
+        return "hold_whole", "every item left to ship is on pre-order", ()
+    if fo.held_by_others:
+        # Shopify refuses to split a fulfillment order that is already on hold
+        # (FULFILLMENT_ORDER_NOT_SPLITTABLE), so the in-stock items wait too.
+        return (
+            "hold_whole",
+            "mixed with in-stock items, but already held by another app so it cannot be split",
+            (),
+        )
+    lines = tuple((line.id, line.remaining_quantity) for line in pre)
+    return "hold_lines", "mixed with in-stock items: holding only the pre-order items", lines
+
+
+# --- the Loop note -----------------------------------------------------------------------------------
+
+
+def _note_prefix(label: str) -> str:
+    return f"[{label}] {_NOTE_BODY}"
+
+
+def note_text(label: str, window: str) -> str:
+    """``[{label}] This exchange item is on pre-order, estimated shipping: {window}.``, at most 255 characters.
+
+    A window too long for Loop's limit is cut and ends with an ellipsis.
+    """
+    prefix = _note_prefix(label)
+    window = " ".join(window.split()) or TO_BE_CONFIRMED
+    room = NOTE_MAX_LENGTH - len(prefix) - 1  # the closing "."
+    if room < 2:
+        raise ValueError(f"note label too long for Loop's {NOTE_MAX_LENGTH}-character limit")
+    if len(window) > room:
+        window = window[: room - 1].rstrip() + "…"
+    return f"{prefix}{window}."
+
+
+def is_our_note(content: str, label: str) -> bool:
+    """True for any loopsync pre-order note with this label, whatever its window (for de-duplication)."""
+    text = (content or "").strip()
+    return (
+        text.startswith(_note_prefix(label))
+        and text.endswith(".")
+        and len(text) > len(_note_prefix(label)) + 1
+    )
+
+
+# --- when to release ------------------------------------------------------------------------------------
+
+
+def still_on_preorder(
+    variant_id: str, variants: Mapping[str, VariantInfo], overrides: Mapping[str, str]
+) -> bool:
+    if variant_id in overrides:
+        return True
+    info = variants.get(variant_id)
+    if info is None:
+        # Not looked up (or the lookup failed): keep the hold rather than release on no evidence.
+        return True
+    if not info.exists:
+        # GUESS: a deleted variant never "ships"; releasing would let the warehouse
+        # try to send stock that does not exist. The merchant can `loopsync release`.
+        return True
+    return info.on_preorder
+
+
+def release_needed(
+    variant_ids: Iterable[str], variants: Mapping[str, VariantInfo], overrides: Mapping[str, str]
+) -> bool:
+    """True when none of a hold's variants is still on pre-order (so loopsync should release it)."""
+    ids = list(variant_ids)
+    if not ids:
+        return False  # nothing to judge by; never release on no evidence
+    return not any(still_on_preorder(vid, variants, overrides) for vid in ids)
