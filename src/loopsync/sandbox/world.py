@@ -254,6 +254,8 @@ class World:
         # Shopify's Standard-plan GraphQL bucket: 2000 points, 100 restored per second.
         self.bucket_size = 2000.0
         self.restore_rate = 100.0
+        # app id -> (points available, when last computed); kept by sandbox/cost.py
+        self.cost_buckets: dict[str, tuple[float, datetime]] = {}
 
         self.apps: dict[str, App] = {}
         self.tokens: dict[str, IssuedToken] = {}
@@ -277,6 +279,11 @@ class World:
         base = self._frozen_now if self._frozen_now is not None else datetime.now(UTC)
         # Shopify's timestamps have second precision; equal timestamps are real.
         return (base + self._offset).replace(microsecond=0)
+
+    def clock(self) -> datetime:
+        """``now()`` without the second rounding: rate-limit buckets refill continuously."""
+        base = self._frozen_now if self._frozen_now is not None else datetime.now(UTC)
+        return base + self._offset
 
     def advance(self, delta: timedelta) -> None:
         with self.lock:
