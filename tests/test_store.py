@@ -1,0 +1,633 @@
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from loopsync import store as store_mod
+from loopsync.errors import LockHeldError, NotFoundError, StateFileError
+from loopsync.store import SCHEMA_VERSION, Store, scan_lock
+
+FO1, FO2 = "gid://shopify/FulfillmentOrder/1", "gid://shopify/FulfillmentOrder/2"
+O1, O2 = "gid://shopify/Order/1", "gid://shopify/Order/2"
+V1, V2 = "gid://shopify/ProductVariant/1", "gid://shopify/ProductVariant/2"
+
+
+@pytest.fixture
+def path(tmp_path) -> Path:
+    return tmp_path / "data" / "nested" / "state.db"
+
+
+@pytest.fixture
+def store(path):
+    s = Store.open(path)
+    yield s
+    s.close()
+
+
+# --- opening, permissions, schema ------------------------------------------------------
+
+
+def test_new_file_is_0600_with_parent_dirs_and_current_schema(path):
+    old = os.umask(0)  # even a permissive umask must not widen the file
+    try:
+        with Store.open(path) as s:
+            assert s.schema_version == SCHEMA_VERSION >= 2
+            assert s.permission_warning is None and s.warnings == []
+            s.set_setting("note_label", "x")  # forces the WAL file into existence
+            for p in path.parent.iterdir():
+                if p.name.startswith("state.db"):
+                    assert (p.stat().st_mode & 0o777) == 0o600, p
+            assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert s.db.execute("PRAGMA busy_timeout").fetchone()[0] == 10000
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize(
+    ("mode", "warned"), [(0o600, False), (0o400 | 0o200, False), (0o644, True), (0o640, True)]
+)
+def test_permission_warning(path, mode, warned):
+    Store.open(path).close()
+    os.chmod(path, mode)
+    with Store.open(path) as s:
+        if warned:
+            assert s.permission_warning is not None
+            assert f"mode {mode:04o}" in s.permission_warning and "chmod 600" in s.permission_warning
+        else:
+            assert s.permission_warning is None
+
+
+def test_reopen_keeps_data(path):
+    with Store.open(path) as s:
+        s.add_override(V1, "Spring")
+    with Store.open(path) as s:
+        assert s.override_windows() == {V1: "Spring"}
+
+
+def test_older_schema_is_migrated_with_data_kept(path):
+    path.parent.mkdir(parents=True)
+    db = Database(path)
+    store_mod.migrations.apply(db, stop_before="m002_client_credentials")
+    assert [m.name for m in store_mod.migrations.applied(db)] == ["m001_initial"]
+    db.execute(
+        """INSERT INTO connection (id, shop, shopify_token, loop_api_key, scopes, connected_at, updated_at)
+           VALUES (1, 'old.myshopify.com', 'shpat_old', 'loop_old', '["read_orders"]', '2026-01-01T00:00:00+00:00',
+                   '2026-01-01T00:00:00+00:00')"""
+    )
+    db.execute(
+        "INSERT INTO holds (fulfillment_order_id, order_id, handle, variant_ids, placed_at) VALUES (?, ?, ?, ?, ?)",
+        [FO1, O1, "loopsync-preorder", f'["{V1}"]', "2026-01-02T00:00:00+00:00"],
+    )
+    db.execute(
+        "INSERT INTO meta (key, value, updated_at) VALUES ('cursor', '2026-01-03T00:00:00+00:00', 'x')"
+    )
+    db.close()
+    with Store.open(path) as s:
+        assert s.schema_version == SCHEMA_VERSION
+        conn = s.connection()
+        assert conn is not None
+        assert (conn.shop, conn.shopify_auth, conn.shopify_token, conn.loop_api_key) == (
+            "old.myshopify.com",
+            "token",
+            "shpat_old",
+            "loop_old",
+        )
+        assert conn.scopes == ("read_orders",) and conn.client_id is None
+        assert [h.fulfillment_order_id for h in s.active_holds()] == [FO1]
+        assert s.cursor().isoformat() == "2026-01-03T00:00:00+00:00"
+        s.save_shopify_access_token(None, None)  # the new columns work
+
+
+def test_newer_schema_is_refused(path):
+    Store.open(path).close()
+    db = Database(path)
+    db["_sqlite_migrations"].insert(
+        {"migration_set": "loopsync", "name": "m999_from_the_future", "applied_at": "2030-01-01"}
+    )
+    db.close()
+    with pytest.raises(StateFileError) as info:
+        Store.open(path)
+    assert "newer loopsync" in info.value.message and str(path) in info.value.message
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "phrase"),
+    [
+        (b"hello, this is a text file and not a database at all" * 10, "is not a loopsync state file"),
+        (b"\x00" * 50, "is not a loopsync state file"),
+        (b"SQLite format 3\x00" + os.urandom(4080), "is not a loopsync state file"),
+    ],
+)
+def test_garbage_file(path, content, phrase):
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    with pytest.raises(StateFileError) as info:
+        Store.open(path)
+    assert phrase in info.value.message and str(path) in info.value.message
+    assert path.read_bytes() == content  # nothing written
+
+
+def test_corrupt_database_is_reported_as_malformed(path):
+    with Store.open(path) as s:
+        for n in range(50):
+            s.record_decision(None, f"o{n}", None, "hold", "x" * 200)
+    data = bytearray(path.read_bytes())
+    data[100:4096] = os.urandom(3996)  # the schema page, after the 100-byte header
+    path.write_bytes(bytes(data))
+    with pytest.raises(
+        StateFileError, match="is not a loopsync state file .database disk image is malformed"
+    ):
+        Store.open(path)
+
+
+def test_foreign_sqlite_database_is_refused(path):
+    path.parent.mkdir(parents=True)
+    Database(path)["customers"].insert({"name": "x"})
+    with pytest.raises(StateFileError, match="is not a loopsync state file .it holds other tables"):
+        Store.open(path)
+
+
+def test_a_directory_is_not_a_state_file(tmp_path):
+    with pytest.raises(StateFileError, match="not a regular file"):
+        Store.open(tmp_path)
+
+
+@contextmanager
+def read_only(target: Path):
+    """Make ``target`` unwritable, also for root (where chmod is not enough)."""
+    if os.geteuid() != 0:
+        old = target.stat().st_mode
+        os.chmod(target, 0o500 if target.is_dir() else 0o400)
+        try:
+            yield
+        finally:
+            os.chmod(target, old)
+        return
+    if (
+        not shutil.which("chattr")
+        or subprocess.run(["chattr", "+i", str(target)], capture_output=True).returncode
+    ):
+        pytest.skip("running as root without chattr +i: cannot make a file read-only")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(target)], check=True)
+
+
+def test_read_only_file(path):
+    with Store.open(path) as s:
+        s.add_override(V1, "Spring")
+    with read_only(path):
+        with pytest.raises(StateFileError) as info:
+            Store.open(path)
+    assert "read-only" in info.value.message or "cannot be opened" in info.value.message
+    assert str(path) in info.value.message
+
+
+def test_read_only_directory_for_a_new_file(tmp_path):
+    directory = tmp_path / "ro"
+    directory.mkdir()
+    with read_only(directory):
+        with pytest.raises(StateFileError) as info:
+            Store.open(directory / "state.db")
+    assert "read-only" in info.value.message
+    assert not (directory / "state.db").exists()
+
+
+def test_locked_beyond_the_timeout(path):
+    Store.open(path).close()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with Store.open(path, busy_timeout=0.3) as s:
+            started = time.monotonic()
+            with pytest.raises(StateFileError) as info:
+                s.set_setting("note_label", "x")
+            assert time.monotonic() - started >= 0.25
+            assert "is locked by another process" in info.value.message
+            assert s.get_setting("note_label") == "loopsync"  # readers are not blocked (WAL)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+
+def test_a_concurrent_writer_waits_instead_of_failing(path):
+    Store.open(path).close()
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+    blocker.execute("INSERT INTO settings (key, value, updated_at) VALUES ('preorder_tag', 'theirs', 'x')")
+    timer = threading.Timer(0.3, lambda: blocker.execute("COMMIT"))
+    timer.start()
+    try:
+        with Store.open(path, busy_timeout=5) as s:
+            s.set_setting("note_label", "mine")
+            assert s.settings()["preorder_tag"] == "theirs" and s.get_setting("note_label") == "mine"
+    finally:
+        timer.join()
+        blocker.close()
+
+
+# --- transactions -------------------------------------------------------------------------------
+
+
+def test_transaction_rolls_back_everything(store):
+    with pytest.raises(RuntimeError), store.transaction():
+        store.add_override(V1, "Spring")
+        store.upsert_hold(
+            FO1, order_id=O1, order_name=None, hold_id=None, handle="h", window=None, variant_ids=[V1]
+        )
+        raise RuntimeError("boom")
+    assert store.overrides() == [] and store.active_holds() == []
+    assert not store.db.conn.in_transaction
+
+
+def test_nested_transaction_is_a_savepoint(store):
+    with store.transaction():
+        store.add_override(V1, "Spring")
+        with pytest.raises(ValueError), store.transaction():
+            store.add_override(V2, "Summer")
+            raise ValueError
+    assert store.override_windows() == {V1: "Spring"}
+
+
+def test_parameters_are_never_interpolated(store):
+    name = "#EXC-1'; DROP TABLE orders; --"
+    store.upsert_order(O1, name=name)
+    assert store.order(O1).name == name
+    assert store.order_by_name(name).order_id == O1
+
+
+# --- connection ---------------------------------------------------------------------------------
+
+
+def test_connection_round_trip_rotation_and_disconnect(store):
+    assert store.connection() is None
+    first = store.save_connection(
+        shop="a.myshopify.com",
+        shopify_auth="token",
+        shopify_token="shpat_secret_1",
+        loop_api_key="loop_secret_1",
+        scopes=["write_orders", "read_orders", "read_orders"],
+        at="2026-01-01T00:00:00+00:00",
+    )
+    assert first.scopes == ("read_orders", "write_orders") and first.loop_connected
+    assert "secret" not in repr(first)
+    store.forget_loop_key(at="2026-01-02T00:00:00+00:00")
+    gone = store.connection()
+    assert gone.loop_api_key is None and gone.loop_disconnected_at == "2026-01-02T00:00:00+00:00"
+    assert not gone.loop_connected and gone.shopify_token == "shpat_secret_1"
+    rotated = store.save_connection(
+        shop="a.myshopify.com",
+        shopify_auth="client_credentials",
+        client_id="cid",
+        client_secret="csecret",
+        shopify_token="ignored",
+        loop_api_key="loop_secret_2",
+        at="2026-01-03T00:00:00+00:00",
+    )
+    assert rotated.connected_at == "2026-01-01T00:00:00+00:00"  # first connect is kept
+    assert rotated.loop_connected and rotated.loop_disconnected_at is None
+    assert rotated.shopify_token is None and rotated.client_secret == "csecret"
+    store.save_shopify_access_token("tok", "2026-01-03T01:00:00+00:00")
+    cached = store.connection()
+    assert (cached.access_token, cached.access_token_expires_at) == ("tok", "2026-01-03T01:00:00+00:00")
+    # Rotating the credentials drops the cached token (it belongs to the old client).
+    store.save_connection(
+        shop="a.myshopify.com",
+        shopify_auth="client_credentials",
+        client_id="c2",
+        client_secret="s2",
+        loop_api_key=None,
+    )
+    after = store.connection()
+    assert after.access_token is None and not after.loop_connected
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"shopify_auth": "password"},
+        {"shopify_auth": "token"},
+        {"shopify_auth": "client_credentials", "client_id": "x"},
+    ],
+)
+def test_save_connection_rejects_incomplete_credentials(store, kwargs):
+    with pytest.raises(ValueError):
+        store.save_connection(shop="a.myshopify.com", loop_api_key="k", **kwargs)
+    assert store.connection() is None
+
+
+def test_token_cache_needs_a_connection(store):
+    with pytest.raises(StateFileError, match="holds no connection"):
+        store.save_shopify_access_token("t", "2026-01-01T00:00:00+00:00")
+    assert store.forget_loop_key() is False
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+
+def test_settings_defaults_set_and_reset(store):
+    assert store.settings() == store_mod.SETTING_DEFAULTS
+    assert store.get_setting("native_tag") == "Loop Exchange" and store.get_setting("exchange_tag") is None
+    store.set_setting("exchange_tag", "exchange")
+    store.set_setting("exchange_tag", "exchange-2")
+    assert store.get_setting("exchange_tag") == "exchange-2"
+    store.set_setting("exchange_tag", None)
+    assert store.get_setting("exchange_tag") is None
+    with pytest.raises(StateFileError, match="Unknown setting"):
+        store.get_setting("bogus")
+
+
+# --- scans and the cursor -----------------------------------------------------------------------
+
+
+def test_scan_lifecycle_and_cursor(store):
+    assert store.cursor() is None and store.last_scan() is None
+    s1 = store.scan_started(since="2026-01-01T00:00:00+00:00")
+    store.scan_finished(s1, "pending", {"held": 1}, None)
+    assert store.cursor() is None  # not given: not advanced
+    s2 = store.scan_started(since=None)
+    store.scan_finished(s2, "ok", {"held": 2}, "2026-01-05T00:00:00+00:00")
+    assert store.cursor().isoformat() == "2026-01-05T00:00:00+00:00"
+    s3 = store.scan_started(since=None, dry_run=True)
+    assert store.scan_started(since=None) > s3  # s3 was left running: now it is marked crashed
+    assert [s.outcome for s in store.scans()][1:] == ["crashed", "ok", "pending"]
+    last = store.last_scan(include_dry_runs=False)
+    assert last.outcome == "running" and last.cursor_before == "2026-01-05T00:00:00+00:00"
+    store.scan_finished(last.id, "ok", {}, "2026-01-04T00:00:00+00:00")
+    assert store.cursor().isoformat() == "2026-01-05T00:00:00+00:00"  # never moves backwards
+    scan = store.scans()[1]
+    assert scan.dry_run and scan.finished_at is not None
+    assert store.scans()[-1].counters == {"held": 1}
+
+
+def test_scan_finished_is_atomic(store):
+    with pytest.raises(NotFoundError):
+        store.scan_finished(999, "ok", {}, "2026-01-05T00:00:00+00:00")
+    assert store.cursor() is None  # the cursor update was rolled back with it
+    with pytest.raises(ValueError):
+        store.scan_finished(1, "running")
+
+
+# --- decisions and actions ----------------------------------------------------------------------
+
+
+def test_decisions(store):
+    scan = store.scan_started(since=None)
+    store.record_decision(scan, O1, "#EXC-1", "hold", "variant on pre-order")
+    store.record_decision(None, O1, "#EXC-1", "manual_release_respected", "released by hand")
+    store.record_decision(scan, O2, "#1002", "not_exchange", "no EXC- prefix")
+    assert [(d.decision, d.scan_id) for d in store.decisions_for(O1)] == [
+        ("hold", scan),
+        ("manual_release_respected", None),
+    ]
+    assert len(store.decisions_in_scan(scan)) == 2
+    with pytest.raises(ValueError):
+        store.record_decision(scan, O1, None, "maybe", "x")
+
+
+def test_intent_and_result_round_trip(store):
+    scan = store.scan_started(since=None)
+    hold = store.begin_action("hold", O1, FO1, f"hold:{FO1}", {"lines": [["x", 2]]}, scan_id=scan)
+    note = store.begin_action("note", O1, "123", "note:123", {"content": "[loopsync] ..."})
+    assert [a.id for a in store.open_intents()] == [hold, note]
+    store.finish_action(hold, "done", {"hold_id": "gid://shopify/FulfillmentHold/9"})
+    store.finish_action(note, "unknown", None)
+    assert store.open_intents() == []
+    done = store.action(hold)
+    assert done.status == "done" and done.result == {"hold_id": "gid://shopify/FulfillmentHold/9"}
+    assert done.payload == {"lines": [["x", 2]]} and done.scan_id == scan and done.finished_at
+    assert [a.kind for a in store.actions_for(O1)] == ["hold", "note"]
+    assert store.last_action_for_key("note:123").status == "unknown"
+    with pytest.raises(NotFoundError):
+        store.finish_action(999, "done")
+    for bad in [
+        lambda: store.begin_action("delete", O1, "t", "k"),
+        lambda: store.finish_action(hold, "intent"),
+    ]:
+        with pytest.raises(ValueError):
+            bad()
+
+
+def test_intent_may_not_hide_inside_a_transaction(store):
+    with pytest.raises(RuntimeError), store.transaction():
+        store.begin_action("tag", O1, "pre-order", "tag:o1")
+
+
+def test_intent_survives_a_sigkill_before_the_result(path):
+    Store.open(path).close()
+    code = f"""
+        import os, signal
+        from loopsync.store import Store
+        s = Store.open({str(path)!r})
+        s.begin_action("hold", {O1!r}, {FO1!r}, "hold:{FO1}", {{"n": 1}})
+        os.kill(os.getpid(), signal.SIGKILL)  # the API call would happen here
+    """
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    with Store.open(path) as s:
+        [intent] = s.open_intents()
+        assert (intent.kind, intent.key, intent.status, intent.payload) == (
+            "hold",
+            f"hold:{FO1}",
+            "intent",
+            {"n": 1},
+        )
+
+
+# --- holds, orders, notes, overrides ------------------------------------------------------------
+
+
+def _hold(store, fo=FO1, order=O1, **kw):
+    args = dict(
+        order_id=order,
+        order_name="#EXC-1",
+        hold_id="gid://shopify/FulfillmentHold/1",
+        handle="loopsync-preorder",
+        window="Spring",
+        variant_ids=[V2, V1, V1],
+    )
+    args.update(kw)
+    return store.upsert_hold(fo, **args)
+
+
+def test_holds(store):
+    first = _hold(store, placed_at="2026-01-01T00:00:00+00:00")
+    assert first.variant_ids == (V1, V2) and first.status == "active"
+    again = _hold(store, window="Summer", placed_at="2026-02-01T00:00:00+00:00")
+    assert again.window == "Summer" and again.placed_at == "2026-01-01T00:00:00+00:00"
+    _hold(store, fo=FO2, order=O2)
+    assert [h.fulfillment_order_id for h in store.active_holds()] == [FO1, FO2]
+    released = store.mark_hold_released(FO1, "scan", "2026-03-01T00:00:00+00:00")
+    assert (released.status, released.released_by, released.released_at) == (
+        "released",
+        "scan",
+        "2026-03-01T00:00:00+00:00",
+    )
+    assert store.mark_hold_released(FO2, "manual").status == "released_manually"
+    assert store.active_holds() == []
+    assert [h.status for h in store.holds_for_order(O1)] == ["released"]
+    replaced = _hold(store, placed_at="2026-04-01T00:00:00+00:00")  # held again later: a fresh hold
+    assert replaced.status == "active" and replaced.released_at is None
+    assert replaced.placed_at == "2026-04-01T00:00:00+00:00"
+    with pytest.raises(NotFoundError):
+        store.mark_hold_released("gid://shopify/FulfillmentOrder/404", "scan")
+    with pytest.raises(ValueError):
+        store.mark_hold_released(FO1, "robot")
+    assert store.mark_hold_released(FO1, "external").status == "released_externally"
+
+
+def test_orders(store):
+    row = store.upsert_order(
+        O1,
+        name="#EXC-1",
+        kind="separate",
+        state="pending",
+        pending_reason="no return yet",
+        count_attempt=True,
+        seen_at="2026-01-01T00:00:00+00:00",
+    )
+    assert (row.state, row.attempts, row.first_seen) == ("pending", 1, "2026-01-01T00:00:00+00:00")
+    row = store.upsert_order(O1, state="pending", count_attempt=True)
+    assert row.attempts == 2 and row.pending_reason == "no return yet" and row.name == "#EXC-1"
+    assert [o.order_id for o in store.pending_orders()] == [O1]
+    row = store.upsert_order(
+        O1,
+        state="held",
+        window="Spring",
+        return_id="77",
+        note_posted_at="2026-01-02T00:00:00+00:00",
+        tagged_at="2026-01-02T00:00:00+00:00",
+    )
+    assert (row.state, row.attempts, row.pending_reason, row.first_seen) == (
+        "held",
+        0,
+        None,
+        "2026-01-01T00:00:00+00:00",
+    )
+    assert row.return_id == "77" and row.note_posted_at and row.tagged_at and row.kind == "separate"
+    assert store.pending_orders() == [] and [o.order_id for o in store.held_orders()] == [O1]
+    assert store.order_by_name("exc-1").order_id == O1
+    assert store.order_by_name("#EXC-1").order_id == O1 and store.order_by_name("EXC-2") is None
+    assert not store.is_manually_released(O1)
+    store.mark_manual_release(O1)
+    assert store.is_manually_released(O1) and store.order(O1).state == "manually_released"
+    store.mark_manual_release(O2, name="#1002")  # never seen by a scan
+    assert store.is_manually_released(O2) and store.order(O2).name == "#1002"
+    assert not store.is_manually_released("gid://shopify/Order/404")
+    store.upsert_order(O1, window=None)
+    assert store.order(O1).window is None and store.order(O1).manual_release
+    for bad in [{"kind": "merged"}, {"state": "exploded"}]:
+        with pytest.raises(ValueError):
+            store.upsert_order(O1, **bad)
+
+
+def test_notes_are_unique_per_return_and_content(store):
+    text = "[loopsync] This exchange item is on pre-order, estimated shipping: Spring."
+    assert not store.note_recorded(77, text)
+    assert store.record_note(77, text, order_id=O1, loop_note_id=5) is True
+    assert store.record_note("77", text) is False
+    assert store.note_recorded("77", text) and not store.note_recorded(78, text)
+    assert store.record_note(77, text.replace("Spring", "Summer")) is True
+    assert [n.loop_note_id for n in store.notes_for_return(77)] == ["5", None]
+
+
+def test_overrides(store):
+    store.add_override(V2, " Late June ")
+    first = store.add_override(V1, "Spring", at="2026-01-01T00:00:00+00:00")
+    assert first.added_at == "2026-01-01T00:00:00+00:00"
+    store.add_override(V1, "Summer")
+    assert store.override_windows() == {V1: "Summer", V2: "Late June"}
+    assert [o.variant_id for o in store.overrides()] == [V1, V2]
+    store.remove_override(V1)
+    with pytest.raises(NotFoundError, match="no pre-order override for variant"):
+        store.remove_override(V1)
+    with pytest.raises(ValueError):
+        store.add_override(V1, "  ")
+
+
+def test_naive_datetimes_are_refused(store):
+    from datetime import datetime
+
+    with pytest.raises(ValueError):
+        store.record_decision(None, O1, None, "hold", "x", at=datetime(2026, 1, 1))
+
+
+# --- the scan lock ------------------------------------------------------------------------------
+
+HOLDER = """
+import sys, time
+from loopsync.store import scan_lock
+with scan_lock(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def _holder(path: Path, seconds: float) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_lock_is_exclusive_across_processes(path):
+    proc = _holder(path, 30)
+    try:
+        started = time.monotonic()
+        with pytest.raises(LockHeldError) as info, scan_lock(path):
+            pass
+        assert time.monotonic() - started < 1
+        assert info.value.message == f"Another loopsync scan is running on {path}."
+        assert info.value.exit_code == 3
+        started = time.monotonic()
+        with pytest.raises(LockHeldError), scan_lock(path, wait=True, timeout=0.4):
+            pass
+        assert 0.35 <= time.monotonic() - started < 3
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_wait_queues_behind_a_running_scan(path):
+    proc = _holder(path, 0.5)
+    try:
+        started = time.monotonic()
+        with Store.open(path) as s, s.scan_lock(wait=True, timeout=20):
+            assert time.monotonic() - started >= 0.2
+    finally:
+        proc.wait()
+    assert proc.returncode == 0
+
+
+def test_lock_of_a_sigkilled_process_does_not_block(path):
+    proc = _holder(path, 60)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (path.parent / "state.db.lock").exists()  # the file stays; the lock does not
+    started = time.monotonic()
+    with scan_lock(path):
+        pass
+    assert time.monotonic() - started < 1
+
+
+def test_lock_is_exclusive_within_a_process_and_reusable(path):
+    with scan_lock(path), pytest.raises(LockHeldError), scan_lock(path):
+        pass
+    with scan_lock(path):
+        pass
+    assert ((path.parent / "state.db.lock").stat().st_mode & 0o777) == 0o600
