@@ -333,3 +333,18 @@ def test_variant_gid(text, expected):
 def test_variant_gid_rejects(text):
     with pytest.raises(ConfigError):
         settings.variant_gid(text)
+
+
+def test_cached_token_only_for_stored_client_credentials(store):
+    store.save_connection(
+        shop=SHOP, shopify_auth="client_credentials", client_id="cid", client_secret="cs", loop_api_key=LOOP
+    )
+    store.save_shopify_access_token("minted", "2026-11-26T13:00:00+00:00")
+    resolved = settings.resolve_connection(store.connection(), env={})
+    assert (resolved.client_id, resolved.access_token) == ("cid", "minted")
+    assert resolved.access_token_expires_at == "2026-11-26T13:00:00+00:00"
+    from_env = settings.resolve_connection(
+        store.connection(), env={"LOOPSYNC_SHOPIFY_CLIENT_ID": "other", "LOOPSYNC_SHOPIFY_CLIENT_SECRET": "x"}
+    )
+    assert from_env.client_id == "other" and from_env.access_token is None
+    assert "minted" not in repr(resolved)

@@ -304,6 +304,10 @@ class ResolvedConnection:
     shopify_api_url: str
     loop_api_key: str | None  # None: Loop disconnected (or never connected): place no holds, post no notes
     loop_api_url: str
+    # The cached client-credentials token, only when the credentials came from the state file
+    # (a token minted for the stored client is no use to a client id given in the environment).
+    access_token: str | None = None
+    access_token_expires_at: str | None = None
     # Where each value came from: "flag" | "env" | "state" | "default".
     sources: dict[str, str] = field(default_factory=dict)
     stored: Connection | None = None
@@ -345,7 +349,7 @@ def resolve_connection(
     env_token = env_value(ENV_SHOPIFY_TOKEN, env)
     env_client_id = env_value(ENV_SHOPIFY_CLIENT_ID, env)
     env_client_secret = env_value(ENV_SHOPIFY_CLIENT_SECRET, env)
-    token = client_id = client_secret = None
+    token = client_id = client_secret = cached_token = cached_expiry = None
     if env_token:
         auth, token, sources["shopify_credentials"] = "token", env_token, "env"
     elif env_client_id and env_client_secret:
@@ -358,6 +362,8 @@ def resolve_connection(
     elif usable is not None:
         auth = usable.shopify_auth
         token, client_id, client_secret = usable.shopify_token, usable.client_id, usable.client_secret
+        if auth == "client_credentials":
+            cached_token, cached_expiry = usable.access_token, usable.access_token_expires_at
         sources["shopify_credentials"] = "state"
     elif stored is not None:
         raise ConfigError(
@@ -394,6 +400,8 @@ def resolve_connection(
         shopify_api_url=validate_api_url(shopify_url_text or "", what=ENV_SHOPIFY_API_URL),
         loop_api_key=loop_key,
         loop_api_url=validate_api_url(loop_url_text or "", what=ENV_LOOP_API_URL),
+        access_token=cached_token,
+        access_token_expires_at=cached_expiry,
         sources=sources,
         stored=stored,
     )
