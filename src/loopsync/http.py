@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import random
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -119,17 +120,15 @@ def call_with_retries(
     When the budget is spent the last ``Retry.error`` is raised (a TransientApiError).
     """
     started = clock()
-    backoff = tenacity.wait_exponential_jitter(initial=0.5, max=20, jitter=0.5)
     failures = {"transient": 0, "throttled": 0}
 
     def wait(state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception()
         if isinstance(exc, Retry) and exc.wait is not None:
             return min(max(exc.wait, 0.0), MAX_SINGLE_WAIT)
-        # Exponential in the number of real failures, not throttle waits.
-        state_for_backoff = tenacity.RetryCallState(None, None, (), {})
-        state_for_backoff.attempt_number = max(failures["transient"], 1)
-        return backoff(state_for_backoff)
+        # Exponential in the number of real failures (throttle waits do not count), with
+        # jitter so several loopsync processes do not retry in step.
+        return backoff(failures["transient"])
 
     def stop(state: tenacity.RetryCallState) -> bool:
         exc = state.outcome.exception()
@@ -161,6 +160,11 @@ def call_with_retries(
         last = exc.last_attempt.exception()
         assert isinstance(last, Retry)
         raise last.error from None
+
+
+def backoff(failures: int) -> float:
+    """Seconds to wait after the ``failures``-th transient failure: 0.5, 1, 2, 4 ... (+ up to 0.5 s), at most 20."""
+    return min(0.5 * 2 ** max(failures - 1, 0) + random.uniform(0, 0.5), 20.0)
 
 
 def error_message_from_body(body: Any) -> str | None:
