@@ -90,3 +90,9 @@ def store(world):
         {"variant_id": pre, "quantity": 2, "selling_plan_id": group.plans[0].id},
     ], tags=["Loop Exchange"])
     return {"product": product, "pre": pre, "regular": regular, "group": group, "order": order}
+
+
+@pytest.fixture
+def client_for(api):
+    """A client calling the same endpoint with another token."""
+    return lambda token: Client(api, token)
