@@ -310,3 +310,23 @@ def test_is_our_note(content, label, ours):
 )
 def test_release_needed(variant_ids, variants, overrides, expected):
     assert detect.release_needed(variant_ids, variants, overrides) is expected
+
+
+@pytest.mark.parametrize(
+    ("windows", "expected"),
+    [
+        (["15 March 2027"], "15 March 2027"),
+        (["15 March 2027", "15 March 2027"], "15 March 2027"),
+        (["Late June", " 15 March 2027 ", "Late June"], "Late June; 15 March 2027"),
+        ([], "to be confirmed"),
+        (["  "], "to be confirmed"),
+    ],
+)
+def test_combined_window(windows, expected):
+    assert detect.combined_window(windows) == expected
+
+
+def test_hold_decision_carries_its_fulfillment_order():
+    the_fo = fo("OPEN", [fo_line(1, V1)])
+    [decision] = detect.hold_plan(order(fos=(the_fo,)), PRE)
+    assert decision.fulfillment_order is the_fo

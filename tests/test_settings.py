@@ -220,7 +220,7 @@ def test_validate_setting_rejects(key, value):
 
 def test_optional_settings_can_be_unset():
     assert settings.validate_setting("exchange_tag", "") is None
-    assert settings.validate_setting("exchange_prefix", None) is None
+    assert settings.validate_setting("exchange_name_prefix", None) is None
     assert settings.validate_setting("preorder_tag", " pre-order ") == "pre-order"
 
 
@@ -348,3 +348,12 @@ def test_cached_token_only_for_stored_client_credentials(store):
     )
     assert from_env.client_id == "other" and from_env.access_token is None
     assert "minted" not in repr(resolved)
+
+
+def test_url_override():
+    assert settings.url_override("LOOPSYNC_LOOP_API_URL", {}) is None
+    assert settings.url_override(
+        "LOOPSYNC_LOOP_API_URL", {"LOOPSYNC_LOOP_API_URL": " http://127.0.0.1:1/ "}
+    ) == ("http://127.0.0.1:1")
+    with pytest.raises(ConfigError, match="LOOPSYNC_LOOP_API_URL"):
+        settings.url_override("LOOPSYNC_LOOP_API_URL", {"LOOPSYNC_LOOP_API_URL": "gopher://x"})

@@ -16,7 +16,7 @@ import pytest
 from sqlite_utils import Database
 
 from loopsync import store as store_mod
-from loopsync.errors import LockHeldError, NotFoundError, StateFileError
+from loopsync.errors import ConfigError, LockHeldError, NotFoundError, StateFileError
 from loopsync.store import SCHEMA_VERSION, Store, scan_lock
 
 FO1, FO2 = "gid://shopify/FulfillmentOrder/1", "gid://shopify/FulfillmentOrder/2"
@@ -73,7 +73,7 @@ def test_reopen_keeps_data(path):
     with Store.open(path) as s:
         s.add_override(V1, "Spring")
     with Store.open(path) as s:
-        assert s.override_windows() == {V1: "Spring"}
+        assert s.overrides() == {V1: "Spring"}
 
 
 def test_older_schema_is_migrated_with_data_kept(path):
@@ -250,7 +250,7 @@ def test_transaction_rolls_back_everything(store):
             FO1, order_id=O1, order_name=None, hold_id=None, handle="h", window=None, variant_ids=[V1]
         )
         raise RuntimeError("boom")
-    assert store.overrides() == [] and store.active_holds() == []
+    assert store.overrides() == {} and store.active_holds() == []
     assert not store.db.conn.in_transaction
 
 
@@ -260,7 +260,7 @@ def test_nested_transaction_is_a_savepoint(store):
         with pytest.raises(ValueError), store.transaction():
             store.add_override(V2, "Summer")
             raise ValueError
-    assert store.override_windows() == {V1: "Spring"}
+    assert store.overrides() == {V1: "Spring"}
 
 
 def test_parameters_are_never_interpolated(store):
@@ -341,14 +341,18 @@ def test_token_cache_needs_a_connection(store):
 
 def test_settings_defaults_set_and_reset(store):
     assert store.settings() == store_mod.SETTING_DEFAULTS
-    assert store.get_setting("native_tag") == "Loop Exchange" and store.get_setting("exchange_tag") is None
+    assert (
+        store.get_setting("native_exchange_tag") == "Loop Exchange"
+        and store.get_setting("exchange_tag") is None
+    )
     store.set_setting("exchange_tag", "exchange")
     store.set_setting("exchange_tag", "exchange-2")
     assert store.get_setting("exchange_tag") == "exchange-2"
     store.set_setting("exchange_tag", None)
     assert store.get_setting("exchange_tag") is None
-    with pytest.raises(StateFileError, match="Unknown setting"):
+    with pytest.raises(ConfigError, match="Unknown setting"):
         store.get_setting("bogus")
+    assert store.setting("preorder_tag") == "pre-order"
 
 
 # --- scans and the cursor -----------------------------------------------------------------------
@@ -396,7 +400,7 @@ def test_decisions(store):
     ]
     assert len(store.decisions_in_scan(scan)) == 2
     with pytest.raises(ValueError):
-        store.record_decision(scan, O1, None, "maybe", "x")
+        store.record_decision(scan, O1, None, "Held!", "x")
 
 
 def test_intent_and_result_round_trip(store):
@@ -530,7 +534,7 @@ def test_orders(store):
     assert not store.is_manually_released("gid://shopify/Order/404")
     store.upsert_order(O1, window=None)
     assert store.order(O1).window is None and store.order(O1).manual_release
-    for bad in [{"kind": "merged"}, {"state": "exploded"}]:
+    for bad in [{"kind": "merged"}, {"state": "Held Now"}, {"state": ""}]:
         with pytest.raises(ValueError):
             store.upsert_order(O1, **bad)
 
@@ -550,8 +554,8 @@ def test_overrides(store):
     first = store.add_override(V1, "Spring", at="2026-01-01T00:00:00+00:00")
     assert first.added_at == "2026-01-01T00:00:00+00:00"
     store.add_override(V1, "Summer")
-    assert store.override_windows() == {V1: "Summer", V2: "Late June"}
-    assert [o.variant_id for o in store.overrides()] == [V1, V2]
+    assert store.overrides() == {V1: "Summer", V2: "Late June"}
+    assert [o.variant_id for o in store.override_rows()] == [V1, V2]
     store.remove_override(V1)
     with pytest.raises(NotFoundError, match="no pre-order override for variant"):
         store.remove_override(V1)
@@ -631,3 +635,53 @@ def test_lock_is_exclusive_within_a_process_and_reusable(path):
     with scan_lock(path):
         pass
     assert ((path.parent / "state.db.lock").stat().st_mode & 0o777) == 0o600
+
+
+def test_order_outcomes_and_returns(store):
+    store.record_order_outcome(
+        order_id=O1,
+        name="#EXC-1",
+        kind="separate",
+        state="pending",
+        window="Spring",
+        pending_reason="Loop return not found yet",
+    )
+    row = store.record_order_outcome(
+        order_id=O1,
+        name="#EXC-1",
+        kind="separate",
+        state="pending",
+        window="Spring",
+        pending_reason="Loop return not found yet",
+    )
+    assert (row.state, row.attempts, row.pending_reason) == ("pending", 2, "Loop return not found yet")
+    assert store.return_for_order(O1) is None and store.return_for_order(O2) is None
+    store.set_order_return(O1, 77)
+    row = store.record_order_outcome(
+        order_id=O1, name="#EXC-1", kind="separate", state="held", window="Spring", pending_reason=None
+    )
+    assert (row.state, row.attempts, row.pending_reason, row.return_id) == ("held", 0, None, "77")
+    assert store.return_for_order(O1) == "77"
+
+
+def test_orders_needing_attention_and_forgetting_one(store):
+    o3, o4, o5 = "gid://shopify/Order/3", "gid://shopify/Order/4", "gid://shopify/Order/5"
+    store.upsert_order(O1, state="pending")
+    store.upsert_order(O2, state="held")
+    _hold(store, fo=FO2, order=o3)
+    store.begin_action("tag", o4, "pre-order", "tag:o4")
+    store.upsert_order(o5, state="not_exchange")
+    assert store.order_ids_needing_attention() == sorted([O1, O2, o3, o4])
+    store.forget_order(o3, reason="order no longer exists in Shopify")
+    store.forget_order(o4, reason="order no longer exists in Shopify")
+    assert store.order_ids_needing_attention() == [O1, O2]
+    assert store.hold(FO2).status == "released_externally"
+    assert store.open_intents() == [] and store.actions_for(o4)[0].status == "unknown"
+    assert [d.decision for d in store.decisions_for(o3)] == ["gone"]
+
+
+def test_open_intents_for_one_order(store):
+    a = store.begin_action("tag", O1, "pre-order", "tag:o1")
+    store.begin_action("tag", O2, "pre-order", "tag:o2")
+    assert [i.id for i in store.open_intents(order_id=O1)] == [a]
+    assert len(store.open_intents()) == 2

@@ -158,6 +158,12 @@ def _plan(info: VariantInfo, preferred_plan_id: str | None) -> PreorderPlan:
     return info.preorder_plans[0]
 
 
+def combined_window(windows: Iterable[str]) -> str:
+    """One window text for an order with several pre-order items: the distinct windows, in order."""
+    distinct = list(dict.fromkeys(w for w in (_clean(w) for w in windows) if w))
+    return "; ".join(distinct) if distinct else TO_BE_CONFIRMED
+
+
 # --- the shipping window ----------------------------------------------------------------------
 
 
@@ -205,7 +211,7 @@ def format_date(moment: date) -> str:
 class HoldDecision:
     """What to do with one fulfillment order that has pre-order items left to ship."""
 
-    fulfillment_order_id: str
+    fulfillment_order: FulfillmentOrder
     action: HoldAction  # hold_whole | hold_lines | none (already held by us) | skip (cannot hold)
     reason: str
     # (FulfillmentOrderLineItem id, quantity) to hold, for "hold_lines"; empty otherwise.
@@ -213,6 +219,10 @@ class HoldDecision:
     # The pre-order items on this fulfillment order (what the hold row records).
     preorder_line_item_ids: tuple[str, ...] = ()
     variant_ids: tuple[str, ...] = ()
+
+    @property
+    def fulfillment_order_id(self) -> str:
+        return self.fulfillment_order.id
 
     @property
     def places_hold(self) -> bool:
@@ -242,7 +252,7 @@ def hold_plan(order: Order, preorder_line_ids: Iterable[str]) -> list[HoldDecisi
         ids = tuple(line.line_item_id for line in pre)
         variants = tuple(sorted({line.variant_id for line in pre if line.variant_id}))
         action, reason, lines = _decide(fo, pre, to_ship)
-        decisions.append(HoldDecision(fo.id, action, reason, lines, ids, variants))
+        decisions.append(HoldDecision(fo, action, reason, lines, ids, variants))
     return decisions
 
 

@@ -116,6 +116,12 @@ def validate_api_url(value: str, *, what: str) -> str:
     return text.rstrip("/")
 
 
+def url_override(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """The validated URL in environment variable ``name`` (e.g. ``LOOPSYNC_LOOP_API_URL``), or None if unset."""
+    value = env_value(name, env)
+    return None if value is None else validate_api_url(value, what=name)
+
+
 def default_shopify_api_url(shop: str) -> str:
     return f"https://{shop}"
 
@@ -231,9 +237,9 @@ def fingerprint(secret: str | None) -> str:
 class Settings:
     """Typed, validated merchant settings (stored with ``Store.set_setting``)."""
 
-    exchange_prefix: str | None = "EXC-"
+    exchange_name_prefix: str | None = "EXC-"
     exchange_tag: str | None = None
-    native_tag: str | None = "Loop Exchange"
+    native_exchange_tag: str | None = "Loop Exchange"
     preorder_tag: str = "pre-order"
     note_label: str = "loopsync"
     metafield_namespace: str = "preorder"
@@ -247,7 +253,7 @@ def validate_setting(key: str, value: str | None) -> str | None:
     if key not in SETTING_DEFAULTS:
         raise ConfigError(f"Unknown setting '{key}' (known: {', '.join(SETTING_DEFAULTS)}).")
     if value is None or not value.strip():
-        if key in ("exchange_tag", "exchange_prefix", "native_tag"):
+        if key in ("exchange_tag", "exchange_name_prefix", "native_exchange_tag"):
             return None
         raise ConfigError(f"The setting {key} cannot be empty.")
     value = value.strip()
@@ -261,7 +267,7 @@ def validate_setting(key: str, value: str | None) -> str | None:
     elif key in ("metafield_namespace", "metafield_key"):
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
             raise ConfigError(f"The setting {key} must be 1-64 letters, digits, '-' or '_'.")
-    elif key in ("preorder_tag", "exchange_tag", "native_tag"):
+    elif key in ("preorder_tag", "exchange_tag", "native_exchange_tag"):
         # tagsAdd takes a comma-separated string too, so a comma would add two tags.
         if "," in value or len(value) > 255:
             raise ConfigError(f"The setting {key} must be one tag: no commas, at most 255 characters.")
@@ -277,9 +283,9 @@ def load_settings(store: Store | None, **flags: str | None) -> Settings:
     raw.update({k: v for k, v in flags.items() if v is not None})
     values = {key: validate_setting(key, value) for key, value in raw.items()}
     return Settings(
-        exchange_prefix=values["exchange_prefix"],
+        exchange_name_prefix=values["exchange_name_prefix"],
         exchange_tag=values["exchange_tag"],
-        native_tag=values["native_tag"],
+        native_exchange_tag=values["native_exchange_tag"],
         preorder_tag=values["preorder_tag"] or "pre-order",
         note_label=values["note_label"] or "loopsync",
         metafield_namespace=values["metafield_namespace"] or "preorder",

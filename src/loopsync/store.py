@@ -19,6 +19,7 @@ import fcntl
 import functools
 import json
 import os
+import re
 import sqlite3
 import stat
 import time
@@ -31,7 +32,7 @@ from typing import Any, ParamSpec, TypeVar
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from loopsync.errors import LockHeldError, NotFoundError, StateFileError
+from loopsync.errors import ConfigError, LockHeldError, NotFoundError, StateFileError
 
 #: How long a write waits for another process's transaction before giving up.
 DEFAULT_BUSY_TIMEOUT = 10.0
@@ -42,32 +43,51 @@ SCAN_OUTCOMES = frozenset({"running", "ok", "pending", "failed", "dry-run", "cra
 HOLD_STATUSES = frozenset({"active", "released", "released_manually", "released_externally"})
 RELEASED_BY = frozenset({"scan", "manual", "external"})
 ORDER_KINDS = frozenset({"separate", "native"})
+#: States and decisions loopsync writes (documentation, and what ``explain`` will
+#: render). The store only checks their shape, so a new decision in the reconciler
+#: can never make a scan fail at the moment it is recorded.
 ORDER_STATES = frozenset(
-    {"held", "pending", "released", "manually_released", "ignored", "not_preorder", "disconnected", "failed"}
+    {
+        "held",
+        "pending",
+        "released",
+        "manually_released",
+        "released_manually",
+        "ignored",
+        "gone",
+        "not_exchange",
+        "no_preorder_items",
+        "manual_release_respected",
+        "disconnected_skip",
+        "closed",
+    }
 )
 DECISIONS = frozenset(
     {
         "hold",
+        "held",
         "not_exchange",
         "no_preorder_items",
         "already_held",
         "released",
+        "released_manually",
         "manual_release_respected",
         "disconnected_skip",
+        "closed",
         "pending",
         "failed",
         "skipped",
-        "tagged",
-        "noted",
-        "kept",
+        "gone",
     }
 )
+_WORD = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
 
 #: Settings a merchant may change (``None`` means "not set").
 SETTING_DEFAULTS: dict[str, str | None] = {
-    "exchange_prefix": "EXC-",
+    "exchange_name_prefix": "EXC-",
     "exchange_tag": None,
-    "native_tag": "Loop Exchange",
+    "native_exchange_tag": "Loop Exchange",
     "preorder_tag": "pre-order",
     "note_label": "loopsync",
     "metafield_namespace": "preorder",
@@ -647,6 +667,10 @@ class Store:
         row = self._one("SELECT value FROM settings WHERE key = ?", [key])
         return row["value"] if row else SETTING_DEFAULTS[key]
 
+    def setting(self, key: str) -> str | None:
+        """Alias of :meth:`get_setting`."""
+        return self.get_setting(key)
+
     @_sql_errors
     def set_setting(self, key: str, value: str | None) -> None:
         """Store a setting; ``None`` removes it so the default applies again."""
@@ -769,8 +793,8 @@ class Store:
         at: datetime | str | None = None,
     ) -> int:
         """Append why an order was (or was not) acted on; ``scan_id`` is None outside a scan."""
-        if decision not in DECISIONS:
-            raise ValueError(f"unknown decision {decision!r} (known: {', '.join(sorted(DECISIONS))})")
+        if not _WORD.match(decision):
+            raise ValueError(f"a decision is a lowercase word such as 'held', not {decision!r}")
         with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO decisions (scan_id, order_id, order_name, decision, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -840,9 +864,15 @@ class Store:
                 raise NotFoundError(f"No action {action_id} in {self.path}.")
 
     @_sql_errors
-    def open_intents(self) -> list[Action]:
+    def open_intents(self, *, order_id: str | None = None) -> list[Action]:
         """Intents with no result (a crash between the API call and its record), oldest first."""
-        return [_action(r) for r in self._all("SELECT * FROM actions WHERE status = 'intent' ORDER BY id")]
+        if order_id is None:
+            rows = self._all("SELECT * FROM actions WHERE status = 'intent' ORDER BY id")
+        else:
+            rows = self._all(
+                "SELECT * FROM actions WHERE status = 'intent' AND order_id = ? ORDER BY id", [order_id]
+            )
+        return [_action(r) for r in rows]
 
     @_sql_errors
     def action(self, action_id: int) -> Action | None:
@@ -970,8 +1000,8 @@ class Store:
         """
         if kind is not UNSET and kind is not None and kind not in ORDER_KINDS:
             raise ValueError(f"unknown order kind {kind!r}")
-        if state is not UNSET and state is not None and state not in ORDER_STATES:
-            raise ValueError(f"unknown order state {state!r}")
+        if state is not UNSET and state is not None and not _WORD.match(state):
+            raise ValueError(f"an order state is a lowercase word such as 'held', not {state!r}")
         now = _iso(seen_at)
         fields: dict[str, Any] = {
             "name": name,
@@ -1052,6 +1082,77 @@ class Store:
     def held_orders(self) -> list[OrderRow]:
         return [_order(r) for r in self._all("SELECT * FROM orders WHERE state = 'held' ORDER BY first_seen")]
 
+    @_sql_errors
+    def record_order_outcome(
+        self,
+        *,
+        order_id: str,
+        name: str | None,
+        kind: str | None,
+        state: str,
+        window: str | None,
+        pending_reason: str | None,
+        at: datetime | str | None = None,
+    ) -> OrderRow:
+        """What one reconcile pass concluded about an order; a ``pending`` state counts an attempt."""
+        return self.upsert_order(
+            order_id,
+            name=name,
+            kind=kind,
+            state=state,
+            window=window,
+            pending_reason=pending_reason if state == "pending" else None,
+            count_attempt=state == "pending",
+            seen_at=at,
+        )
+
+    @_sql_errors
+    def return_for_order(self, order_id: str) -> str | None:
+        """The Loop return id remembered for an order (found once, reused by later scans)."""
+        row = self._one("SELECT return_id FROM orders WHERE order_id = ?", [order_id])
+        return row["return_id"] if row else None
+
+    @_sql_errors
+    def set_order_return(self, order_id: str, return_id: str | int) -> None:
+        self.upsert_order(order_id, return_id=str(return_id))
+
+    @_sql_errors
+    def order_ids_needing_attention(self) -> list[str]:
+        """Orders every scan must look at even if Shopify does not report them as updated:
+        pending ones, ones loopsync holds (their pre-order may have shipped), and ones
+        with an intent a crash left open."""
+        rows = self._all(
+            """SELECT order_id FROM orders WHERE state IN ('pending', 'held')
+               UNION SELECT order_id FROM holds WHERE status = 'active'
+               UNION SELECT order_id FROM actions WHERE status = 'intent'
+               EXCEPT SELECT order_id FROM orders WHERE state = 'gone'
+               ORDER BY 1"""
+        )
+        return [r["order_id"] for r in rows]
+
+    @_sql_errors
+    def forget_order(
+        self, order_id: str, *, reason: str, scan_id: int | None = None, at: datetime | str | None = None
+    ) -> None:
+        """The order no longer exists at Shopify: stop looking at it, atomically.
+
+        Its active holds are marked released externally (they went with the order),
+        its open intents become ``unknown``, and a ``gone`` decision records why.
+        """
+        now = _iso(at)
+        with self.transaction():
+            self.upsert_order(order_id, state="gone", seen_at=now)
+            self.db.execute(
+                """UPDATE holds SET status = 'released_externally', released_at = ?, released_by = 'external'
+                   WHERE order_id = ? AND status = 'active'""",
+                [now, order_id],
+            )
+            self.db.execute(
+                "UPDATE actions SET status = 'unknown', result = ?, finished_at = ? WHERE order_id = ? AND status = 'intent'",
+                [json.dumps({"reason": reason}), now, order_id],
+            )
+            self.record_decision(scan_id, order_id, None, "gone", reason, at=now)
+
     # -- notes --------------------------------------------------------------------------------
 
     @_sql_errors
@@ -1116,13 +1217,14 @@ class Store:
                 raise NotFoundError(f"There is no pre-order override for variant {variant_id}.")
 
     @_sql_errors
-    def overrides(self) -> list[Override]:
-        return [Override(**r) for r in self._all("SELECT * FROM overrides ORDER BY variant_id")]
-
-    @_sql_errors
-    def override_windows(self) -> dict[str, str]:
+    def overrides(self) -> dict[str, str]:
         """``{variant_id: window}``, the shape ``detect`` takes."""
         return {r["variant_id"]: r["window"] for r in self._all("SELECT variant_id, window FROM overrides")}
+
+    @_sql_errors
+    def override_rows(self) -> list[Override]:
+        """Every override with the time it was added, by variant id."""
+        return [Override(**r) for r in self._all("SELECT * FROM overrides ORDER BY variant_id")]
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -1130,7 +1232,7 @@ class Store:
 
 def _check_setting(key: str) -> None:
     if key not in SETTING_DEFAULTS:
-        raise StateFileError(f"Unknown setting {key!r} (known: {', '.join(SETTING_DEFAULTS)}).")
+        raise ConfigError(f"Unknown setting {key!r} (known: {', '.join(SETTING_DEFAULTS)}).")
 
 
 def _parse_iso(value: str) -> datetime:
