@@ -316,3 +316,28 @@ def test_error_body_shapes():
     assert error_message_from_body({"message": "Invalid.", "errors": {"content": ["Required."]}}) == "Invalid. (Required.)"
     assert error_message_from_body({"returns": []}) is None
     assert error_message_from_body(True) is None
+
+
+# --- against the real sandbox ---------------------------------------------------------
+
+
+def test_sandbox_returns_and_notes_round_trip():
+    from loopsync.sandbox.server import Sandbox
+
+    with Sandbox() as sb:
+        key = sb.credentials["loop_api_key"]
+        client = LoopClient(key, base_url=sb.url)
+        client.check_key()
+        now = datetime.now(UTC)
+        returns = list(client.iter_returns(since=now - timedelta(days=30), until=now + timedelta(days=1)))
+        assert any(r.state == "review" for r in returns)  # asked for explicitly, not Loop's default
+        ret = next(r for r in returns if r.exchanges and r.exchanges[0].exchange_order_name == "EXC-1086-1")
+        assert client.return_details(order_id=ret.provider_order_id).id == ret.id
+        assert client.return_details(return_id=987654321) is None
+        before = client.notes(ret.id)
+        client.create_note(ret.id, "Pre-order: ships March 15")
+        after = client.notes(ret.id)
+        assert [n.content for n in after[len(before):]] == ["Pre-order: ships March 15"]
+        with pytest.raises(CredentialsError, match="Returns permission") as info:
+            LoopClient("loop_sandbox_no_scope_key", base_url=sb.url).check_key()
+        assert "loop_sandbox_no_scope_key" not in str(info.value)

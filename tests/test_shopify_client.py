@@ -613,3 +613,85 @@ def test_add_tags(server, fake_time):
 def test_granted_scopes(server, fake_time):
     server.script(ok({"currentAppInstallation": {"accessScopes": [{"handle": "read_orders"}, {"handle": "write_orders"}]}}))
     assert client_for(server, fake_time).granted_scopes() == {"read_orders", "write_orders"}
+
+
+# --- against the real sandbox ---------------------------------------------------------
+
+
+@pytest.fixture
+def sandbox():
+    from loopsync.sandbox.server import Sandbox
+
+    with Sandbox() as sb:
+        yield sb
+
+
+def sandbox_client(sb, **kwargs):
+    creds = sb.credentials
+    return ShopifyClient(creds["shop_domain"], StaticToken(creds["shopify_token"]), base_url=sb.url, **kwargs)
+
+
+def test_sandbox_reads_orders_variants_and_scopes(sandbox):
+    client = sandbox_client(sandbox)
+    assert client.shop_info()["myshopifyDomain"] == sandbox.credentials["shop_domain"]
+    assert "write_merchant_managed_fulfillment_orders" in client.granted_scopes()
+    orders = list(client.iter_orders("created_at:>2000-01-01"))
+    names = {o.name for o in orders}
+    assert {"#1001", "EXC-1086-1"} <= names
+    assert client.stats.by_operation["LoopsyncOrdersPage"] > 1  # really paged
+    # Shopify's (the sandbox's) requested cost per page stays within our budget
+    assert client.stats.requested_cost / client.stats.by_operation["LoopsyncOrdersPage"] <= docs.QUERY_COST_BUDGET
+    exchange = client.find_order("EXC-1086-1")
+    assert exchange is not None and exchange.fulfillment_orders[0].status == "OPEN"
+    assert client.find_order("#1001").name == "#1001"
+    assert client.find_order("NOPE-1") is None
+    variant = exchange.line_items[0].variant_id
+    info = client.variant_info([variant, "gid://shopify/ProductVariant/1"])
+    assert info[variant].on_preorder
+    assert not info["gid://shopify/ProductVariant/1"].exists
+    by_id = client.fetch_orders([exchange.id])
+    assert by_id[exchange.id] == exchange
+
+
+def test_sandbox_hold_tag_and_release_round_trip(sandbox):
+    client = sandbox_client(sandbox)
+    order = client.find_order("EXC-1086-1")
+    fo = order.fulfillment_orders[0]
+    result = client.hold(fo.id, handle="loopsync-preorder", reason_notes="Pre-order: ships March 15")
+    assert result.user_errors == () and result.hold is not None and result.hold.is_loopsync
+    again = client.hold(fo.id, handle="loopsync-preorder")
+    assert again.hold is None and again.user_errors
+    assert client.add_tags(order.id, ["loopsync-held"]) == ()
+    refreshed = client.find_order("EXC-1086-1")
+    assert "loopsync-held" in refreshed.tags
+    assert refreshed.fulfillment_orders[0].our_hold.id == result.hold.id
+    assert client.release_hold(fo.id, [result.hold.id]) == ()
+    assert client.find_order("EXC-1086-1").fulfillment_orders[0].our_hold is None
+
+
+def test_sandbox_client_credentials_and_bad_token(sandbox):
+    creds = sandbox.credentials
+    saved = []
+    auth = ClientCredentials(creds["client_id"], creds["client_secret"], on_new_token=lambda t, e: saved.append((t, e)))
+    client = ShopifyClient(creds["shop_domain"], auth, base_url=sandbox.url)
+    assert client.shop_info()["name"]
+    assert len(saved) == 1 and saved[0][1] is not None
+    bad = ShopifyClient(creds["shop_domain"], StaticToken("shpat_wrong_token"), base_url=sandbox.url)
+    with pytest.raises(CredentialsError) as info:
+        bad.shop_info()
+    assert "shpat_wrong_token" not in str(info.value)
+    wrong_secret = ClientCredentials(creds["client_id"], "shpss_wrong_secret")
+    with pytest.raises(CredentialsError) as info:
+        ShopifyClient(creds["shop_domain"], wrong_secret, base_url=sandbox.url).shop_info()
+    assert "shpss_wrong_secret" not in str(info.value) and creds["client_secret"] not in str(info.value)
+
+
+def test_sandbox_faults_are_survived():
+    from loopsync.sandbox.server import Sandbox
+
+    fake_time = FakeTime()
+    with Sandbox(faults="5xx=0.15,drop=0.1,throttle=0.15,seed=3") as sb:
+        client = sandbox_client(sb, sleep=fake_time.sleep, clock=fake_time.clock, max_attempts=8, max_total_wait=600)
+        orders = list(client.iter_orders("created_at:>2000-01-01"))
+    assert len(orders) >= 20
+    assert client.stats.retries > 0
