@@ -185,7 +185,7 @@ class SandboxApp:
             # GUESS: Shopify answers GET on graphql.json with an error; the sandbox only does POST.
             return Reply.json(405, {"errors": "Method Not Allowed"}, {"Allow": "POST"})
         token = headers.get("x-shopify-access-token")
-        status, out_headers, payload = self.graphql().handle(token=token, body=body)
+        status, out_headers, payload = self.graphql().handle(token=token, body=body, path=path)
         return Reply.json(status, payload, {"X-Shopify-API-Version": version, **(out_headers or {})})
 
     def _oauth(self, method: str, query: dict[str, str], headers: dict[str, str], body: bytes) -> Reply:
