@@ -341,3 +341,10 @@ def test_sandbox_returns_and_notes_round_trip():
         with pytest.raises(CredentialsError, match="Returns permission") as info:
             LoopClient("loop_sandbox_no_scope_key", base_url=sb.url).check_key()
         assert "loop_sandbox_no_scope_key" not in str(info.value)
+
+
+def test_a_key_echoed_by_loop_is_redacted(server, fake_time):
+    server.script(Reply(status=422, body={"errors": {"message": f"bad key {API_KEY} for this note"}}))
+    with pytest.raises(ApiError, match=r"\[redacted\]") as info:
+        client_for(server, fake_time).create_note(1, "hi")
+    assert_no_secret(info.value)

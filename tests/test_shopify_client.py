@@ -695,3 +695,10 @@ def test_sandbox_faults_are_survived():
         orders = list(client.iter_orders("created_at:>2000-01-01"))
     assert len(orders) >= 20
     assert client.stats.retries > 0
+
+
+def test_a_secret_echoed_by_shopify_is_redacted(server, fake_time):
+    server.script(Reply(body={"errors": [{"message": f"Invalid header value {TOKEN}"}]}))
+    with pytest.raises(GraphQLError, match=r"\[redacted\]") as info:
+        client_for(server, fake_time).shop_info()
+    assert_no_secret(info.value)

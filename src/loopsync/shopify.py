@@ -175,6 +175,9 @@ class ShopifyClient:
         """Send one GraphQL operation and return its ``data``.
 
         Raises CredentialsError, GraphQLError, TransientApiError (retries spent) or ApiError.
+        Mutations are retried like queries because each one loopsync sends is safe to
+        repeat: a second hold with the same handle fails with DUPLICATE_FULFILLMENT_HOLD_HANDLE,
+        tagsAdd adds to a set, and a release names its hold ids.
         """
         operation = operation_name or _operation_name(document)
         variables = variables or {}
