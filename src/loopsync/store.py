@@ -97,7 +97,7 @@ SETTING_DEFAULTS: dict[str, str | None] = {
 }
 
 _MIGRATION_SET = "loopsync"
-_SENTINEL_HEADER = b"SQLite format 3\x00"
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -1299,10 +1299,10 @@ def _prepare_file(path: Path, warnings: list[str]) -> None:
     if st.st_size:
         try:
             with open(path, "rb") as handle:
-                header = handle.read(len(_SENTINEL_HEADER))
+                header = handle.read(len(_SQLITE_HEADER))
         except OSError as exc:
             raise StateFileError(f"The state file {path} cannot be read ({exc.strerror}).") from None
-        if header != _SENTINEL_HEADER:
+        if header != _SQLITE_HEADER:
             raise StateFileError(f"{path} is not a loopsync state file (file is not a database).")
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o077:
