@@ -135,6 +135,7 @@ def effective_scopes(app: App) -> set[str]:
 
 
 def access_denied(field_name: str, needed: Sequence[str]) -> GraphQLError:
+    # Shape from public responses; GUESS: how Shopify words a choice of several scopes.
     required = " or ".join(f"`{s}` access scope" for s in needed)
     return GraphQLError(
         f"Access denied for {field_name} field. Required access: {required}.",
@@ -259,6 +260,7 @@ def connection(items: Iterable[Any], args: dict[str, Any],
         raise GraphQLError("you must provide one of first or last")
     for name, size in (("first", first), ("last", last)):
         if size is not None and size > MAX_PAGE_SIZE:
+            # The message is Shopify's (public reports); GUESS: no extensions code alongside it.
             raise GraphQLError(
                 f"{name} cannot exceed {MAX_PAGE_SIZE}. To query larger amounts of data with fewer limits, "
                 "bulk operations should be used instead."
