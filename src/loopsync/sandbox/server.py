@@ -300,6 +300,8 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body leave in one write with Nagle off; otherwise delayed ACKs add ~40 ms per request.
     wbufsize = 64 * 1024
     disable_nagle_algorithm = True
+    # Idle keep-alive connections are closed after this long, so a long-running serve() doesn't pile up threads.
+    timeout = 300
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
@@ -368,6 +370,12 @@ class _Server(ThreadingHTTPServer):
         with self._open_lock:
             self._open.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client hanging up mid-request is normal (timeouts, Ctrl-C, injected drops); anything else is a bug.
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
 
     def close_open_connections(self) -> None:
         """Kept-alive connections would otherwise hold their handler threads after stop()."""
