@@ -1,3 +1,5 @@
+import sys
+
 from loopsync.cli import main
 
-main()
+sys.exit(main())

@@ -1,0 +1,324 @@
+"""The command line: parse arguments, call ``service``, render. Nothing else.
+
+Every failure reaches the user as one sentence on stderr and an exit code from
+``ExitCode``; tracebacks only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from loopsync import __version__, render, service, settings
+from loopsync.errors import ConfigError, LoopsyncError
+from loopsync.exit_codes import ExitCode
+
+app = typer.Typer(
+    name="loopsync",
+    help="Hold Loop Returns exchange orders that swap into pre-order variants, and release them when they ship.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Locals in a traceback would print API keys.
+    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
+)
+preorders_app = typer.Typer(help="Local pre-order overrides, for stores whose pre-order data lives outside Shopify.")
+sandbox_app = typer.Typer(help="The local Shopify + Loop sandbox used by the demo and the tests.")
+app.add_typer(preorders_app, name="preorders")
+app.add_typer(sandbox_app, name="sandbox")
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="State file (env LOOPSYNC_DB; default in your user data directory).", show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def _store(db: Path | None):
+    return service.open_store(db or settings.default_db_path())
+
+
+def _warn_permissions(store) -> None:
+    for warning in store.warnings:
+        render.err().print(f"warning: {warning}")
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Show the version and exit.")] = False,
+) -> None:
+    if version:
+        print(__version__)
+        raise typer.Exit(0)
+
+
+# -- connect / disconnect -----------------------------------------------------
+
+
+def _secret(env: str, stdin_flag: bool, prompt: str, *, required: bool = True) -> str | None:
+    if stdin_flag:
+        value = sys.stdin.readline().strip()
+        if not value:
+            raise ConfigError(f"Nothing was read from standard input for the {prompt}.")
+        return value
+    if os.environ.get(env):
+        return os.environ[env]
+    if not required:
+        return None
+    if not sys.stdin.isatty():
+        raise ConfigError(f"No {prompt} given: set {env} or pipe it in with the matching --…-stdin option.")
+    return typer.prompt(prompt, hide_input=True)
+
+
+@app.command()
+def connect(
+    shop: Annotated[str | None, typer.Option("--shop", help="example.myshopify.com (env LOOPSYNC_SHOP).")] = None,
+    loop_key_stdin: Annotated[
+        bool, typer.Option("--loop-key-stdin", help="Read the Loop API key from the first line of stdin.")
+    ] = False,
+    shopify_token_stdin: Annotated[
+        bool, typer.Option("--shopify-token-stdin", help="Read the Shopify Admin API token from stdin.")
+    ] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Validate and store the Loop API key and the Shopify credentials. Run again to rotate keys."""
+    store = _store(db)
+    _warn_permissions(store)
+    previous = store.connection()
+    shop = shop or os.environ.get(settings.ENV_SHOP) or (previous.shop if previous else None)
+    if not shop:
+        raise ConfigError("No shop given: pass --shop example.myshopify.com or set LOOPSYNC_SHOP.")
+    shop = settings.validate_shop_domain(shop)
+
+    client_id = os.environ.get(settings.ENV_SHOPIFY_CLIENT_ID)
+    client_secret = os.environ.get(settings.ENV_SHOPIFY_CLIENT_SECRET)
+    if shopify_token_stdin or os.environ.get(settings.ENV_SHOPIFY_TOKEN) or not (client_id and client_secret):
+        token = _secret(settings.ENV_SHOPIFY_TOKEN, shopify_token_stdin, "Shopify Admin API access token")
+        creds = service.ShopifyCredentials(token=token)
+    else:
+        creds = service.ShopifyCredentials(client_id=client_id, client_secret=client_secret)
+    loop_key = _secret(settings.ENV_LOOP_API_KEY, loop_key_stdin, "Loop Returns API key")
+
+    result = service.connect(
+        store,
+        shop=shop,
+        shopify=creds,
+        loop_key=loop_key,
+        shopify_api_url=settings.url_override(settings.ENV_SHOPIFY_API_URL),
+        loop_api_url=settings.url_override(settings.ENV_LOOP_API_URL),
+    )
+    doc = service_status(store)
+    if as_json:
+        render.print_json(doc)
+    else:
+        render.err().print(f"Connected to {result.shop_name or result.shop} and Loop Returns.")
+        render.show_status(doc)
+
+
+@app.command()
+def disconnect(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Forget the Loop key: no new holds or notes; existing holds are still released when they ship."""
+    store = _store(db)
+    service.require_connection(store)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError("Refusing to disconnect without confirmation: pass --yes.")
+        typer.confirm(
+            "Disconnect Loop Returns? Existing holds and notes stay and are released when their pre-order ships.",
+            abort=True,
+        )
+    if service.disconnect(store):
+        render.err().print("Loop Returns disconnected. Holds already placed will still be released when they ship.")
+    else:
+        render.err().print("Loop Returns was already disconnected.")
+
+
+# -- scan / release / status --------------------------------------------------
+
+
+@app.command()
+def scan(
+    since: Annotated[
+        str | None, typer.Option("--since", help="Look back this far instead of from the cursor: 2h, 3d, or an ISO date.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="If another scan is running, wait for it instead of exiting 3.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print a summary even when nothing happened.")] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Reconcile recent Loop exchange orders: hold, tag and note pre-orders; release shipped ones."""
+    store = _store(db)
+    _warn_permissions(store)
+    since_at = settings.parse_since(since, service.now()) if since else None
+    report = service.scan(store, since=since_at, dry_run=dry_run, wait=wait)
+    if as_json:
+        render.print_json(render.scan_json(report))
+    else:
+        render.show_scan(report, verbose=verbose or dry_run)
+    if report.pending:
+        raise typer.Exit(ExitCode.PENDING)
+
+
+@app.command()
+def release(
+    order: Annotated[str, typer.Argument(help="Order name (EXC-1086-1), numeric id or gid.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Lift loopsync's holds on one order by hand; later scans will not hold it again."""
+    store = _store(db)
+    service.require_connection(store)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError("Refusing to release without confirmation: pass --yes.")
+        typer.confirm(f"Release loopsync's holds on {order}? It may then ship before the stock exists.", abort=True)
+    outcome = service.release(store, order)
+    if as_json:
+        render.print_json(render.outcome_json(outcome))
+    else:
+        released = [a for a in outcome.actions if a.kind == "release" and a.status == "done"]
+        if released:
+            render.err().print(f"Released {len(released)} loopsync hold(s) on {outcome.order_name}.")
+        else:
+            render.err().print(f"{outcome.order_name} had no loopsync hold; future scans will not hold it.")
+    if outcome.pending:
+        render.err().print(f"Not finished: {outcome.pending}")
+        raise typer.Exit(ExitCode.PENDING)
+
+
+def service_status(store) -> dict:
+    from loopsync.status import status_document
+
+    return status_document(store)
+
+
+@app.command()
+def status(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Connection, last scan, orders held and pending items."""
+    store = _store(db)
+    _warn_permissions(store)
+    doc = service_status(store)
+    if as_json:
+        render.print_json(doc)
+    else:
+        render.show_status(doc)
+
+
+# -- pre-order overrides ------------------------------------------------------
+
+
+@preorders_app.command("list")
+def preorders_list(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """List variants treated as pre-order by local override."""
+    rows = _store(db).overrides()
+    if as_json:
+        render.print_json([{"variant_id": v, "window": w} for v, w in sorted(rows.items())])
+        return
+    if not rows:
+        render.err().print("No local pre-order overrides.")
+        return
+    for variant, window in sorted(rows.items()):
+        render.out().print(f"{variant}\t{window}")
+
+
+@preorders_app.command("add")
+def preorders_add(
+    variant: Annotated[str, typer.Argument(help="Variant gid or numeric id.")],
+    window: Annotated[str, typer.Option("--window", help="Shipping window text, e.g. 'Late March 2027'.")],
+    db: DbOption = None,
+) -> None:
+    """Treat a variant as on pre-order, with this shipping window."""
+    variant_id = settings.variant_gid(variant)
+    if not window.strip():
+        raise ConfigError("The shipping window must not be empty.")
+    _store(db).add_override(variant_id, window.strip())
+    render.err().print(f"{variant_id} is now treated as pre-order ({window.strip()}).")
+
+
+@preorders_app.command("remove")
+def preorders_remove(variant: Annotated[str, typer.Argument(help="Variant gid or numeric id.")], db: DbOption = None) -> None:
+    """Stop treating a variant as on pre-order; its holds are released on the next scan."""
+    variant_id = settings.variant_gid(variant)
+    _store(db).remove_override(variant_id)
+    render.err().print(f"{variant_id} is no longer overridden as pre-order.")
+
+
+# -- demo and sandbox ---------------------------------------------------------
+
+
+@app.command()
+def demo(
+    keep_db: Annotated[Path | None, typer.Option("--keep-db", help="Keep the demo's state file here.")] = None,
+) -> None:
+    """Run the whole story against the embedded sandbox store: hold, note, ship, release."""
+    from loopsync.demo import run_demo
+
+    run_demo(keep_db=keep_db)
+
+
+@sandbox_app.command("serve")
+def sandbox_serve(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="0 picks a free port.")] = 0,
+    scenario: Annotated[str, typer.Option("--scenario", help="demo, or a path to a JSON/YAML scenario.")] = "demo",
+    faults: Annotated[
+        str | None, typer.Option("--faults", help="e.g. '5xx=0.1,drop=0.05,throttle=0.1,slow=0.1:0.5,seed=7'.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Serve a local Shopify Admin GraphQL + Loop Returns API until Ctrl-C."""
+    from loopsync.sandbox.server import serve
+
+    serve(host=host, port=port, scenario=scenario, faults=faults, seed=seed)
+
+
+# -- entry point --------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (the console script exits with it)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    # --debug is honoured wherever it stands, not only before the command.
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="loopsync", standalone_mode=False)
+    except click.exceptions.Abort:
+        render.err().print("Aborted; nothing was changed.")
+        return ExitCode.USAGE
+    except click.ClickException as exc:
+        exc.show(file=sys.stderr)
+        return ExitCode.USAGE
+    except LoopsyncError as exc:
+        if debug:
+            raise
+        render.message(f"Error: {exc.message}")
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        render.err().print("Interrupted.")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if debug:
+            raise
+        render.err().print(
+            f"Error: loopsync hit an unexpected problem ({type(exc).__name__}). Run again with --debug for details."
+        )
+        return ExitCode.INTERNAL
+    return int(result or 0)
+
+
+def run() -> None:
+    sys.exit(main())

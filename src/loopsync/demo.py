@@ -1,0 +1,106 @@
+"""`loopsync demo`: the whole story against the embedded sandbox, over real HTTP.
+
+Starts the sandbox with the demo store, connects a throwaway state file to it,
+scans (holds, tags, notes), shows what Loop's support team now sees, ships one
+pre-order, scans again (the hold is released), and scans a third time to show
+that a scan with nothing new changes nothing.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from loopsync import render, service
+from loopsync.loop import LoopClient
+from loopsync.sandbox.server import Sandbox
+
+
+def _step(text: str) -> None:
+    render.out().print(Panel(text, expand=False, style="bold"))
+
+
+def _notes_table(store, loop: LoopClient) -> Table:
+    table = Table(title="Notes on the Loop returns")
+    table.add_column("Loop return")
+    table.add_column("Exchange order")
+    table.add_column("Note")
+    for order in store.held_orders():
+        if order.return_id is None:
+            continue
+        for note in loop.notes(order.return_id):
+            table.add_row(str(order.return_id), escape(order.name), escape(note.content))
+    return table
+
+
+def _held_table(store) -> Table:
+    table = Table(title="Orders loopsync holds")
+    for col in ("Order", "Fulfillment order", "Estimated shipping"):
+        table.add_column(col)
+    for hold in store.active_holds():
+        table.add_row(hold.order_name, hold.fulfillment_order_id, hold.window or "")
+    return table
+
+
+def _ship_dated_preorder(world) -> str:
+    """The demo's dated pre-order (the jacket) ships: the store takes it off pre-order."""
+    with world.lock:
+        for variant_id in sorted(world.variants):
+            plans = world.preorder_plans_for_variant(variant_id)
+            if any(p.fulfillment_trigger == "EXACT_TIME" for p in plans):
+                world.take_off_preorder(variant_id)
+                variant = world.variants[variant_id]
+                return f"{world.products[variant.product_id].title} — {variant.title} ({variant_id})"
+    raise RuntimeError("the demo scenario has no dated pre-order variant")
+
+
+def run_demo(*, keep_db: Path | None = None) -> None:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="loopsync-demo-") as tmp, Sandbox(scenario="demo") as sandbox:
+        db = keep_db or Path(tmp) / "demo.db"
+        creds = sandbox.credentials
+        _step(f"1. A sandbox Shopify store and Loop account are running at {sandbox.url}")
+        store = service.open_store(db)
+        result = service.connect(
+            store,
+            shop=creds["shop_domain"],
+            shopify=service.ShopifyCredentials(token=creds["shopify_token"]),
+            loop_key=creds["loop_api_key"],
+            shopify_api_url=sandbox.url,
+            loop_api_url=sandbox.url,
+        )
+        render.out().print(
+            f"Connected to {result.shop_name} ({result.shop}); Loop API key accepted; "
+            f"scopes: {', '.join(result.scopes)}"
+        )
+
+        _step("2. First scan: Loop exchanges into pre-order variants are held, tagged and noted in Loop")
+        report = service.scan(store)
+        render.out().print(render.scan_table(report) or "nothing to do")
+        render.out().print(render.scan_summary(report))
+        render.out().print(_held_table(store))
+        conn = store.connection()
+        loop = LoopClient(conn.loop_api_key, base_url=conn.loop_api_url)
+        render.out().print(_notes_table(store, loop))
+
+        _step("3. The jacket's pre-order ships: its variant leaves the PRE_ORDER selling plan")
+        shipped = _ship_dated_preorder(sandbox.world)
+        render.out().print(f"Took {shipped} off pre-order in the sandbox store.")
+
+        _step("4. Second scan: loopsync releases its own holds on the jacket exchanges; every other hold stays")
+        report = service.scan(store)
+        render.out().print(render.scan_table(report) or "nothing to do")
+        render.out().print(render.scan_summary(report))
+        render.out().print(_held_table(store))
+
+        _step("5. Third scan: nothing new, so nothing changes")
+        before = sandbox.world.mutation_count()
+        report = service.scan(store)
+        render.out().print(render.scan_summary(report))
+        render.out().print(f"Shopify mutations sent by this scan: {sandbox.world.mutation_count() - before}")
+        render.out().print(f"\nDemo finished in {time.monotonic() - started:.1f} s. State file: {db}")

@@ -1,0 +1,603 @@
+"""The reconciler: compare what should be true with what is, and converge.
+
+Data flows one way: fetch (``shopify``, ``loop``) → decide (``detect``) → act
+(the clients again) → record (``store``). Every side effect is written to the
+ledger as an *intent* before it is sent and as a *result* after, and every
+decision is re-derived from what Shopify and Loop say *now*, never from what the
+ledger claims. So a crash at any point, a retry or two overlapping runs cannot
+create a second hold (Shopify's per-app hold ``handle`` refuses it), a second
+tag (tags are a set, and we only add what is missing) or a second note (we read
+the return's notes before posting).
+
+``reconcile_order`` is the unit of work. ``scan`` feeds it the orders Shopify
+reports as recently updated plus every order the ledger says we still hold,
+are waiting on, or were interrupted acting on. A future webhook listener calls
+``reconcile_order`` for one order directly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from loopsync import detect, failpoints
+from loopsync.errors import ApiError, NotFoundError, OutcomeUnknownError
+from loopsync.loop import LoopClient
+from loopsync.models import HOLD_HANDLE, FulfillmentOrder, Order, VariantInfo
+from loopsync.shopify import ShopifyClient
+from loopsync.store import Store
+
+# How far back to look for the Loop return in the list fallback, before the
+# exchange order was created. Loop creates the exchange order when it processes
+# the return, which can be weeks after the return was opened.
+RETURN_SEARCH_WINDOW = timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class Options:
+    """Store-wide settings that shape decisions (persisted in the state file)."""
+
+    name_prefix: str = "EXC-"
+    exchange_tag: str | None = None
+    native_tag: str = "Loop Exchange"
+    preorder_tag: str = "pre-order"
+    note_label: str = "loopsync"
+    metafield_namespace: str = "preorder"
+    metafield_key: str = "shipping_window"
+    lookback: timedelta = timedelta(days=7)
+    overlap: timedelta = timedelta(minutes=10)
+
+
+@dataclass
+class Action:
+    kind: str  # hold | tag | note | release
+    target: str
+    detail: str
+    status: str = "done"  # done | planned | failed | unknown
+
+
+@dataclass
+class OrderOutcome:
+    order_id: str
+    order_name: str
+    kind: str | None = None  # separate | native | None
+    decision: str = "ignored"
+    reason: str = ""
+    window: str | None = None
+    actions: list[Action] = field(default_factory=list)
+    pending: str | None = None  # why this order needs another pass
+
+    @property
+    def changed(self) -> bool:
+        return any(a.status == "done" for a in self.actions)
+
+
+@dataclass
+class ScanReport:
+    scan_id: int | None
+    since: datetime
+    dry_run: bool
+    orders_seen: int = 0
+    exchanges_seen: int = 0
+    outcomes: list[OrderOutcome] = field(default_factory=list)
+    finished: bool = False
+    new_cursor: datetime | None = None
+
+    def count(self, kind: str, status: str = "done") -> int:
+        return sum(1 for o in self.outcomes for a in o.actions if a.kind == kind and a.status == status)
+
+    @property
+    def pending(self) -> list[OrderOutcome]:
+        return [o for o in self.outcomes if o.pending]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(ts: datetime) -> datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: Store,
+        shopify: ShopifyClient,
+        loop: LoopClient | None,
+        options: Options,
+        *,
+        dry_run: bool = False,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.store = store
+        self.shopify = shopify
+        # None once disconnected: no new holds, tags or notes; releases go on.
+        self.loop = loop
+        self.options = options
+        self.dry_run = dry_run
+        self.clock = clock
+        self.scan_id: int | None = None
+        self._variants: dict[str, VariantInfo] = {}
+
+    # -- the scan -------------------------------------------------------------
+
+    def scan(self, since: datetime | None = None, *, progress: Callable[[str], None] | None = None) -> ScanReport:
+        since = self._since(since)
+        report = ScanReport(scan_id=None, since=since, dry_run=self.dry_run)
+        if not self.dry_run:
+            self.scan_id = self.store.scan_started(since=since)
+            report.scan_id = self.scan_id
+        try:
+            self._scan(report, progress)
+        except BaseException as exc:
+            if self.scan_id is not None:
+                self.store.scan_finished(
+                    self.scan_id, outcome="failed", counters=self._counters(report), error=type(exc).__name__
+                )
+            raise
+        report.finished = True
+        if self.scan_id is not None:
+            outcome = "pending" if report.pending else "ok"
+            # The cursor moves only after a finished scan, and only to a
+            # timestamp Shopify itself reported: this machine's clock is never
+            # compared with Shopify's.
+            self.store.scan_finished(
+                self.scan_id, outcome=outcome, counters=self._counters(report), new_cursor=report.new_cursor
+            )
+        return report
+
+    def _since(self, since: datetime | None) -> datetime:
+        if since is not None:
+            return _utc(since)
+        cursor = self.store.cursor()
+        if cursor is not None:
+            return _utc(cursor) - self.options.overlap
+        return self.clock() - self.options.lookback
+
+    def _scan(self, report: ScanReport, progress: Callable[[str], None] | None) -> None:
+        say = progress or (lambda _msg: None)
+        query = f"updated_at:>='{report.since.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
+        candidates: dict[str, Order] = {}
+        newest: datetime | None = None
+        for order in self.shopify.iter_orders(query, sort_key="UPDATED_AT"):
+            report.orders_seen += 1
+            newest = order.updated_at if newest is None or order.updated_at > newest else newest
+            if self._kind(order) is not None:
+                candidates[order.id] = order
+            if report.orders_seen % 250 == 0:
+                say(f"{report.orders_seen} orders read")
+        report.new_cursor = newest
+
+        # Level-triggered: orders we hold, are waiting on, or were interrupted
+        # acting on are looked at every scan, whether Shopify reports them as
+        # updated or not (a pre-order shipping does not touch the order).
+        remembered = set(self.store.order_ids_needing_attention()) - set(candidates)
+        if remembered:
+            for order_id, order in self.shopify.fetch_orders(sorted(remembered)).items():
+                if order is not None:
+                    candidates[order_id] = order
+                else:
+                    self.store.forget_order(order_id, reason="order no longer exists in Shopify")
+        report.exchanges_seen = sum(1 for o in candidates.values() if self._kind(o) is not None)
+
+        self._variants = self._lookup_variants(candidates.values())
+        for order in sorted(candidates.values(), key=lambda o: (o.created_at, o.id)):
+            say(f"reconciling {order.name}")
+            report.outcomes.append(self.reconcile_order(order))
+
+    def _counters(self, report: ScanReport) -> dict[str, int]:
+        return {
+            "orders_seen": report.orders_seen,
+            "exchanges_seen": report.exchanges_seen,
+            "holds": report.count("hold"),
+            "tags": report.count("tag"),
+            "notes": report.count("note"),
+            "releases": report.count("release"),
+            "pending": len(report.pending),
+            "shopify_requests": self.shopify.stats.requests,
+            "loop_requests": self.loop.stats.requests if self.loop else 0,
+        }
+
+    def _kind(self, order: Order) -> str | None:
+        o = self.options
+        return detect.exchange_kind(
+            order, name_prefix=o.name_prefix, exchange_tag=o.exchange_tag, native_tag=o.native_tag
+        )
+
+    def _lookup_variants(self, orders: Iterable[Order]) -> dict[str, VariantInfo]:
+        """One batched lookup per scan: Loop's exchange items carry no selling plan."""
+        wanted: set[str] = set()
+        for order in orders:
+            kind = self._kind(order)
+            for line in detect.exchange_line_items(order, kind) if kind else ():
+                if line.variant_id:
+                    wanted.add(line.variant_id)
+            for fo in order.fulfillment_orders:
+                if fo.our_hold is not None:
+                    wanted.update(li.variant_id for li in fo.lines if li.variant_id)
+        for hold in self.store.active_holds():
+            wanted.update(hold.variant_ids)
+        if not wanted:
+            return {}
+        return self.shopify.variant_info(
+            sorted(wanted),
+            metafield_namespace=self.options.metafield_namespace,
+            metafield_key=self.options.metafield_key,
+        )
+
+    # -- one order ------------------------------------------------------------
+
+    def reconcile_order(self, order: Order, variants: dict[str, VariantInfo] | None = None) -> OrderOutcome:
+        """Converge one order. Safe to call any number of times, from anywhere."""
+        if variants is not None:
+            self._variants = {**self._variants, **variants}
+        kind = self._kind(order)
+        outcome = OrderOutcome(order_id=order.id, order_name=order.name, kind=kind)
+        try:
+            self._reconcile(order, kind, outcome)
+        except OutcomeUnknownError as exc:
+            outcome.pending = f"outcome of a call unknown, will verify next scan ({exc.message})"
+        except ApiError as exc:
+            outcome.pending = exc.message
+        if outcome.pending:
+            outcome.decision = "pending"
+        self._record(order, outcome)
+        return outcome
+
+    def _reconcile(self, order: Order, kind: str | None, outcome: OrderOutcome) -> None:
+        self._settle_interrupted(order)
+        overrides = self.store.overrides()
+        preorder = detect.preorder_lines(order, kind, self._variants, overrides) if kind else []
+        preorder_line_ids = {p.line_item.id for p in preorder}
+
+        # Releases come first and run even when disconnected: a hold we placed
+        # is ours to lift once its pre-order ships, whatever else changed.
+        self._release_shipped(order, preorder_line_ids, outcome)
+
+        if kind is None:
+            outcome.decision, outcome.reason = "not_exchange", "not a Loop exchange order"
+            return
+        if not preorder:
+            if not outcome.actions:
+                outcome.decision, outcome.reason = "no_preorder_items", "no exchange item is on pre-order"
+            return
+        outcome.window = detect.combined_window([p.window for p in preorder])
+        if self.store.is_manually_released(order.id):
+            outcome.decision = "manual_release_respected"
+            outcome.reason = "support released this order by hand; loopsync leaves it alone"
+            return
+        if self.loop is None:
+            outcome.decision = "disconnected_skip"
+            outcome.reason = "Loop is disconnected: no new holds, tags or notes"
+            return
+        if order.closed or order.cancelled:
+            outcome.decision, outcome.reason = "closed", "the order is closed or cancelled"
+            return
+
+        self._ensure_holds(order, preorder, preorder_line_ids, outcome)
+        self._ensure_tag(order, outcome)
+        self._ensure_note(order, kind, outcome)
+        if not outcome.pending:
+            outcome.decision = "held"
+            outcome.reason = f"{len(preorder)} exchange item(s) on pre-order, estimated shipping: {outcome.window}"
+
+    # -- holds ------------------------------------------------------------------
+
+    def _ensure_holds(self, order: Order, preorder, preorder_line_ids: set[str], outcome: OrderOutcome) -> None:
+        window = outcome.window or "to be confirmed"
+        variant_ids = sorted({p.variant_id for p in preorder if p.variant_id})
+        for step in detect.hold_plan(order, preorder_line_ids):
+            fo = step.fulfillment_order
+            if step.action == "none":
+                if fo.our_hold is not None:
+                    self._remember_hold(order, fo, fo.our_hold.id, window, variant_ids)
+                continue
+            if step.action == "skip":
+                # Not holdable (closed, cancelled, fulfilled): nothing can ship from it.
+                continue
+            notes = f"Loop exchange into a pre-order item; estimated shipping: {window}. Placed by loopsync."
+            detail = "pre-order lines only (split)" if step.line_items else "whole fulfillment order"
+            if self.dry_run:
+                outcome.actions.append(Action("hold", fo.id, f"would hold {detail}", "planned"))
+                continue
+            failpoints.reached("hold.before")
+            action_id = self.store.begin_action(
+                "hold", order.id, fo.id, f"hold:{fo.id}", {"line_items": step.line_items, "notes": notes}
+            )
+            failpoints.reached("hold.intent")
+            try:
+                result = self.shopify.hold(
+                    fo.id, handle=HOLD_HANDLE, reason_notes=notes, line_items=step.line_items or None
+                )
+            except ApiError:
+                self.store.finish_action(action_id, "unknown", {"error": "request failed"})
+                raise
+            failpoints.reached("hold.sent")
+            codes = {e.code for e in result.user_errors}
+            if result.hold is not None:
+                held_fo = result.fulfillment_order_id or fo.id
+                self.store.finish_action(action_id, "done", {"hold_id": result.hold.id, "fo": held_fo})
+                failpoints.reached("hold.recorded")
+                self._remember_hold(order, fo, result.hold.id, window, variant_ids, fo_id=held_fo)
+                outcome.actions.append(Action("hold", held_fo, detail))
+            elif "DUPLICATE_FULFILLMENT_HOLD_HANDLE" in codes:
+                # Someone (an overlapping run, or we before a crash) placed it:
+                # read it back rather than trust either side's memory.
+                hold_id = self._find_our_hold(order.id, fo.id)
+                self.store.finish_action(action_id, "done", {"hold_id": hold_id, "duplicate": True})
+                if hold_id:
+                    self._remember_hold(order, fo, hold_id, window, variant_ids)
+            else:
+                message = "; ".join(f"{e.code or 'ERROR'}: {e.message}" for e in result.user_errors)
+                self.store.finish_action(action_id, "failed", {"user_errors": message})
+                outcome.actions.append(Action("hold", fo.id, message, "failed"))
+                outcome.pending = f"Shopify refused the hold on {fo.id}: {message}"
+
+    def _find_our_hold(self, order_id: str, fo_id: str) -> str | None:
+        fresh = self.shopify.fetch_orders([order_id]).get(order_id)
+        for fo in fresh.fulfillment_orders if fresh else ():
+            if fo.id == fo_id and fo.our_hold is not None:
+                return fo.our_hold.id
+        return None
+
+    def _remember_hold(
+        self, order: Order, fo: FulfillmentOrder, hold_id: str, window: str, variant_ids, *, fo_id: str | None = None
+    ) -> None:
+        if self.dry_run:
+            return
+        self.store.upsert_hold(
+            fulfillment_order_id=fo_id or fo.id,
+            order_id=order.id,
+            order_name=order.name,
+            hold_id=hold_id,
+            handle=HOLD_HANDLE,
+            window=window,
+            variant_ids=list(variant_ids),
+        )
+
+    def _release_shipped(self, order: Order, preorder_line_ids: set[str], outcome: OrderOutcome) -> None:
+        """Lift our hold on every fulfillment order with no pre-order item left.
+
+        Shopify is the truth about which holds exist: a hold we placed but never
+        recorded (a crash between the call and the ledger) is found by its handle.
+        """
+        ours_at_shopify = set()
+        for fo in order.fulfillment_orders:
+            hold = fo.our_hold
+            if hold is None:
+                continue
+            ours_at_shopify.add(fo.id)
+            still_preorder = any(li.line_item_id in preorder_line_ids for li in fo.lines)
+            if still_preorder:
+                continue
+            self._release(order, fo, hold.id, "scan", outcome, "its pre-order item shipped")
+        # A hold the ledger calls active but Shopify no longer shows was lifted
+        # by someone else (a merchant in the admin): respect that decision.
+        for row in self.store.holds_for_order(order.id):
+            if row.status == "active" and row.fulfillment_order_id not in ours_at_shopify and not self.dry_run:
+                self.store.mark_hold_released(row.fulfillment_order_id, by="external", at=self.clock())
+                self.store.mark_manual_release(order.id)
+                outcome.actions.append(
+                    Action("release", row.fulfillment_order_id, "hold was released outside loopsync", "observed")
+                )
+
+    def _release(self, order: Order, fo: FulfillmentOrder, hold_id: str, by: str, outcome, why: str) -> None:
+        if self.dry_run:
+            outcome.actions.append(Action("release", fo.id, f"would release ({why})", "planned"))
+            return
+        failpoints.reached("release.before")
+        action_id = self.store.begin_action("release", order.id, fo.id, f"release:{hold_id}", {"hold_id": hold_id})
+        failpoints.reached("release.intent")
+        try:
+            errors = self.shopify.release_hold(fo.id, [hold_id])
+        except ApiError:
+            self.store.finish_action(action_id, "unknown", {"error": "request failed"})
+            raise
+        failpoints.reached("release.sent")
+        if errors:
+            message = "; ".join(f"{e.code or 'ERROR'}: {e.message}" for e in errors)
+            self.store.finish_action(action_id, "failed", {"user_errors": message})
+            outcome.actions.append(Action("release", fo.id, message, "failed"))
+            outcome.pending = f"Shopify refused to release the hold on {fo.id}: {message}"
+            return
+        self.store.finish_action(action_id, "done", {"hold_id": hold_id})
+        failpoints.reached("release.recorded")
+        self.store.mark_hold_released(fo.id, by=by, at=self.clock())
+        outcome.actions.append(Action("release", fo.id, why))
+        if outcome.decision in ("ignored", "no_preorder_items"):
+            outcome.decision, outcome.reason = "released", why
+
+    # -- tag ------------------------------------------------------------------
+
+    def _ensure_tag(self, order: Order, outcome: OrderOutcome) -> None:
+        tag = self.options.preorder_tag
+        if any(t.lower() == tag.lower() for t in order.tags):
+            return
+        if self.dry_run:
+            outcome.actions.append(Action("tag", order.id, f"would add tag '{tag}'", "planned"))
+            return
+        failpoints.reached("tag.before")
+        action_id = self.store.begin_action("tag", order.id, tag, f"tag:{order.id}:{tag}", {"tag": tag})
+        failpoints.reached("tag.intent")
+        try:
+            errors = self.shopify.add_tags(order.id, [tag])
+        except ApiError:
+            self.store.finish_action(action_id, "unknown", {"error": "request failed"})
+            raise
+        failpoints.reached("tag.sent")
+        if errors:
+            message = "; ".join(e.message for e in errors)
+            self.store.finish_action(action_id, "failed", {"user_errors": message})
+            outcome.pending = f"Shopify refused the tag: {message}"
+            return
+        self.store.finish_action(action_id, "done", {"tag": tag})
+        failpoints.reached("tag.recorded")
+        outcome.actions.append(Action("tag", order.id, f"added tag '{tag}'"))
+
+    # -- note -------------------------------------------------------------------
+
+    def _ensure_note(self, order: Order, kind: str, outcome: OrderOutcome) -> None:
+        assert self.loop is not None
+        content = detect.note_text(self.options.note_label, outcome.window or "to be confirmed")
+        return_id = self.store.return_for_order(order.id) or self._find_return(order, kind)
+        if return_id is None:
+            outcome.pending = "Loop return not found yet"
+            return
+        if not self.dry_run:
+            self.store.set_order_return(order.id, return_id)
+        if self.store.note_recorded(return_id, content) and not self.dry_run:
+            return
+        existing = self.loop.notes(return_id)
+        if any(n.content == content for n in existing):
+            if not self.dry_run:
+                self.store.record_note(return_id, content, order_id=order.id)
+            return
+        if self.dry_run:
+            outcome.actions.append(Action("note", str(return_id), f"would post: {content}", "planned"))
+            return
+        failpoints.reached("note.before")
+        action_id = self.store.begin_action(
+            "note", order.id, str(return_id), f"note:{return_id}:{content}", {"content": content}
+        )
+        failpoints.reached("note.intent")
+        try:
+            self.loop.create_note(return_id, content)
+        except OutcomeUnknownError:
+            # Never resend blindly: the next pass reads the notes list first.
+            self.store.finish_action(action_id, "unknown", {"error": "outcome unknown"})
+            raise
+        except ApiError:
+            self.store.finish_action(action_id, "failed", {"error": "request failed"})
+            raise
+        failpoints.reached("note.sent")
+        self.store.finish_action(action_id, "done", {"return_id": return_id})
+        failpoints.reached("note.recorded")
+        self.store.record_note(return_id, content, order_id=order.id)
+        outcome.actions.append(Action("note", str(return_id), content))
+
+    def _find_return(self, order: Order, kind: str) -> int | None:
+        assert self.loop is not None
+
+        def matches(ret) -> bool:
+            if kind == "native":
+                return str(ret.provider_order_id or "") == str(order.legacy_id)
+            return any(
+                x.exchange_order_id == order.legacy_id or (x.exchange_order_name or "") == order.name
+                for x in ret.exchanges
+            )
+
+        for lookup in self._details_lookups(order, kind):
+            found = self.loop.return_details(**lookup)
+            if found is not None and matches(found):
+                return found.id
+        # Fallback: the list, over a bounded window and every state (out-of-stock
+        # exchanges wait in `review`, which Loop's default filter leaves out).
+        until = self.clock()
+        since = _utc(order.created_at) - RETURN_SEARCH_WINDOW
+        for ret in self.loop.iter_returns(since=since, until=until, filter="updated_at"):
+            if matches(ret):
+                return ret.id
+        return None
+
+    def _details_lookups(self, order: Order, kind: str) -> list[dict]:
+        if kind == "native":
+            return [{"order_id": order.legacy_id}]
+        lookups = []
+        original = original_order_name(order, self.options.name_prefix)
+        if original:
+            lookups.append({"order_name": original})
+        for tag in order.tags:
+            # Loop tags a separate exchange order with the original order number.
+            if tag.lstrip("#").isdigit() and tag.lstrip("#") != original:
+                lookups.append({"order_name": tag.lstrip("#")})
+        return lookups
+
+    # -- crash recovery ---------------------------------------------------------
+
+    def _settle_interrupted(self, order: Order) -> None:
+        """Close intents a crash left open, from what Shopify shows now.
+
+        The action itself is re-derived by the normal pass (the hold handle, the
+        tag set and the notes list tell whether it happened); this only keeps the
+        ledger from claiming something unfinished forever.
+        """
+        if self.dry_run:
+            return
+        for intent in self.store.open_intents(order_id=order.id):
+            if intent.kind == "hold":
+                fo = next((f for f in order.fulfillment_orders if f.id == intent.target), None)
+                hold = fo.our_hold if fo else None
+                if hold is None:
+                    # The split may have moved our hold: look on every FO.
+                    hold = next((f.our_hold for f in order.fulfillment_orders if f.our_hold), None)
+                self.store.finish_action(
+                    intent.id, "done" if hold else "failed", {"recovered": True, "hold_id": hold.id if hold else None}
+                )
+            elif intent.kind == "tag":
+                present = any(t.lower() == str(intent.target).lower() for t in order.tags)
+                self.store.finish_action(intent.id, "done" if present else "failed", {"recovered": True})
+            elif intent.kind == "release":
+                hold_id = (intent.payload or {}).get("hold_id")
+                still = any(h.id == hold_id for fo in order.fulfillment_orders for h in fo.holds)
+                if not still:
+                    self.store.mark_hold_released(intent.target, by="scan", at=self.clock())
+                self.store.finish_action(intent.id, "failed" if still else "done", {"recovered": True})
+            elif intent.kind == "note":
+                # Settled by _ensure_note, which reads Loop's notes list.
+                self.store.finish_action(intent.id, "unknown", {"recovered": True})
+
+    # -- record ---------------------------------------------------------------
+
+    def _record(self, order: Order, outcome: OrderOutcome) -> None:
+        if self.dry_run or (outcome.kind is None and not outcome.actions):
+            return
+        self.store.record_order_outcome(
+            order_id=order.id,
+            name=order.name,
+            kind=outcome.kind,
+            state=outcome.decision,
+            window=outcome.window,
+            pending_reason=outcome.pending,
+        )
+        self.store.record_decision(
+            scan_id=self.scan_id,
+            order_id=order.id,
+            order_name=order.name,
+            decision=outcome.decision,
+            reason=outcome.pending or outcome.reason,
+        )
+
+    # -- manual release -------------------------------------------------------
+
+    def release_by_hand(self, ref: str) -> OrderOutcome:
+        """Support lifts loopsync's holds on one order; later scans leave it alone."""
+        order = self.shopify.find_order(ref)
+        if order is None:
+            raise NotFoundError(f"No order '{ref}' was found in Shopify.")
+        outcome = OrderOutcome(order_id=order.id, order_name=order.name, kind=self._kind(order))
+        for fo in order.fulfillment_orders:
+            if fo.our_hold is not None:
+                self._release(order, fo, fo.our_hold.id, "manual", outcome, "released by hand")
+        if not self.dry_run and not outcome.pending:
+            self.store.mark_manual_release(order.id, name=order.name)
+            outcome.decision = "released_manually"
+            outcome.reason = "released by hand" if outcome.actions else "no loopsync hold; future scans will not hold it"
+            self.store.record_decision(
+                scan_id=None, order_id=order.id, order_name=order.name, decision=outcome.decision, reason=outcome.reason
+            )
+        return outcome
+
+
+_TRAILING_COUNTER = re.compile(r"-\d+$")
+
+
+def original_order_name(order: Order, prefix: str) -> str | None:
+    """``EXC-1086-1`` → ``1086``: Loop names exchange orders after the original."""
+    name = order.name
+    if not name.upper().startswith(prefix.upper()):
+        return None
+    rest = _TRAILING_COUNTER.sub("", name[len(prefix):])
+    return rest.lstrip("#") or None

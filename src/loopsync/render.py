@@ -1,0 +1,147 @@
+"""Everything loopsync shows a person (Rich) or a script (--json).
+
+Data goes to stdout, messages to stderr. ``--json`` prints exactly one document.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from loopsync.reconcile import OrderOutcome, ScanReport
+
+
+def out() -> Console:
+    # Built per call so tests that swap sys.stdout see the output.
+    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+
+
+def err() -> Console:
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+def message(text: str) -> None:
+    """A plain line on stderr: no Rich markup, so text from an API prints as it is."""
+    err().print(text, markup=False)
+
+
+def print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=_default) + "\n")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# -- scan ---------------------------------------------------------------------
+
+
+def outcome_json(o: OrderOutcome) -> dict[str, Any]:
+    return {
+        "order_id": o.order_id,
+        "order": o.order_name,
+        "kind": o.kind,
+        "decision": o.decision,
+        "reason": o.reason,
+        "window": o.window,
+        "pending": o.pending,
+        "actions": [{"kind": a.kind, "target": a.target, "detail": a.detail, "status": a.status} for a in o.actions],
+    }
+
+
+def scan_json(report: ScanReport) -> dict[str, Any]:
+    return {
+        "scan_id": report.scan_id,
+        "dry_run": report.dry_run,
+        "since": report.since,
+        "orders_seen": report.orders_seen,
+        "exchanges_seen": report.exchanges_seen,
+        "holds_placed": report.count("hold"),
+        "tags_added": report.count("tag"),
+        "notes_posted": report.count("note"),
+        "holds_released": report.count("release"),
+        "pending": len(report.pending),
+        "orders": [outcome_json(o) for o in report.outcomes if o.kind or o.actions],
+    }
+
+
+def scan_summary(report: ScanReport) -> str:
+    verb = "Dry run" if report.dry_run else "Scan"
+    planned = "planned" if report.dry_run else "done"
+    return (
+        f"{verb}: {report.orders_seen} orders read, {report.exchanges_seen} Loop exchanges; "
+        f"{report.count('hold', planned)} held, {report.count('tag', planned)} tagged, "
+        f"{report.count('note', planned)} noted, {report.count('release', planned)} released, "
+        f"{len(report.pending)} pending."
+    )
+
+
+def scan_table(report: ScanReport) -> Table | None:
+    rows = [o for o in report.outcomes if o.actions or o.pending]
+    if not rows:
+        return None
+    table = Table(title="What this scan did" if not report.dry_run else "What this scan would do")
+    for col in ("Order", "Decision", "Actions", "Shipping window / pending"):
+        table.add_column(col)
+    for o in rows:
+        actions = "\n".join(f"{a.kind}: {a.detail}" + ("" if a.status == "done" else f" [{a.status}]") for a in o.actions)
+        # API text (notes, order names, Shopify's messages) is data, not Rich markup.
+        table.add_row(escape(o.order_name), o.decision, escape(actions or "-"), escape(o.pending or o.window or ""))
+    return table
+
+
+def show_scan(report: ScanReport, *, verbose: bool) -> None:
+    """Quiet under cron: nothing on success with nothing done, unless --verbose."""
+    table = scan_table(report)
+    if table is not None:
+        out().print(table)
+    if table is not None or verbose or report.pending:
+        err().print(scan_summary(report))
+    if report.pending:
+        for o in report.pending:
+            err().print(f"pending: {o.order_name}: {o.pending}")
+
+
+# -- status -------------------------------------------------------------------
+
+
+def show_status(doc: dict[str, Any]) -> None:
+    c = out()
+    conn = doc["connection"]
+    if conn is None:
+        c.print("Not connected. Run `loopsync connect`.")
+    else:
+        c.print(f"Shop: [bold]{conn['shop']}[/bold] (Shopify {conn['shopify_auth']}: {conn['shopify_fingerprint']})")
+        if conn["loop_connected"]:
+            c.print(f"Loop Returns: connected (key {conn['loop_fingerprint']})")
+        else:
+            c.print("Loop Returns: [yellow]disconnected[/yellow] — existing holds are still released when they ship")
+    last = doc["last_scan"]
+    if last:
+        c.print(f"Last scan: #{last['id']} {last['finished_at'] or last['started_at']} — {last['outcome']}")
+    else:
+        c.print("Last scan: never")
+    if doc["held"]:
+        table = Table(title="Held by loopsync")
+        for col in ("Order", "Fulfillment order", "Estimated shipping", "Since"):
+            table.add_column(col)
+        for h in doc["held"]:
+            table.add_row(h["order"], h["fulfillment_order_id"], h["window"] or "", h["placed_at"] or "")
+        c.print(table)
+    else:
+        c.print("No orders held by loopsync.")
+    if doc["pending"]:
+        table = Table(title="Pending (retried next scan)")
+        table.add_column("Order")
+        table.add_column("Why")
+        for p in doc["pending"]:
+            table.add_row(p["order"], p["reason"] or "")
+        c.print(table)

@@ -1,0 +1,55 @@
+"""What `loopsync status` reports, as one JSON-ready document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loopsync.settings import fingerprint
+from loopsync.store import Store
+
+
+def status_document(store: Store) -> dict[str, Any]:
+    conn = store.connection()
+    connection = None
+    if conn is not None:
+        shopify_secret = conn.shopify_token or conn.client_secret or ""
+        connection = {
+            "shop": conn.shop,
+            "shopify_auth": conn.shopify_auth,
+            "shopify_fingerprint": fingerprint(shopify_secret) if shopify_secret else None,
+            "loop_connected": bool(conn.loop_api_key),
+            "loop_fingerprint": fingerprint(conn.loop_api_key) if conn.loop_api_key else None,
+            "connected_at": conn.connected_at,
+            "loop_disconnected_at": conn.loop_disconnected_at,
+        }
+    last = store.last_scan()
+    return {
+        "connection": connection,
+        "last_scan": (
+            {
+                "id": last.id,
+                "started_at": last.started_at,
+                "finished_at": last.finished_at,
+                "outcome": last.outcome,
+                "counters": last.counters,
+            }
+            if last
+            else None
+        ),
+        "cursor": store.cursor(),
+        "held": [
+            {
+                "order_id": h.order_id,
+                "order": h.order_name,
+                "fulfillment_order_id": h.fulfillment_order_id,
+                "hold_id": h.hold_id,
+                "window": h.window,
+                "placed_at": h.placed_at,
+            }
+            for h in store.active_holds()
+        ],
+        "pending": [
+            {"order_id": p.order_id, "order": p.name, "reason": p.pending_reason, "attempts": p.attempts}
+            for p in store.pending_orders()
+        ],
+    }
