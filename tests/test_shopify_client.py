@@ -702,3 +702,20 @@ def test_a_secret_echoed_by_shopify_is_redacted(server, fake_time):
     with pytest.raises(GraphQLError, match=r"\[redacted\]") as info:
         client_for(server, fake_time).shop_info()
     assert_no_secret(info.value)
+
+
+def test_sandbox_order_summaries_page_through_a_large_store():
+    """The scan's cheap first pass: 250 orders a page, every order exactly once, each page well under budget."""
+    from loopsync.sandbox.generator import generate_store
+    from loopsync.sandbox.server import Sandbox
+
+    with Sandbox(scenario="demo") as sb:
+        generate_store(sb.world, orders=600, exchange_share=0.1, seed=1)
+        client = sandbox_client(sb)
+        summaries = list(client.iter_order_summaries("created_at:>2000-01-01"))
+        expected = set(sb.world.orders)
+    assert len(summaries) == len(expected) and {s.id for s in summaries} == expected
+    pages = client.stats.by_operation["LoopsyncOrderSummariesPage"]
+    assert pages == -(-len(expected) // 250)
+    assert client.stats.requested_cost / pages <= 260
+    assert [s.updated_at for s in summaries] == sorted(s.updated_at for s in summaries)

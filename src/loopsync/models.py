@@ -95,6 +95,16 @@ class Order:
 
 
 @dataclass(frozen=True)
+class OrderSummary:
+    """The scan's first-pass view of an order: enough to tell whether it is a Loop exchange."""
+
+    id: str
+    name: str
+    tags: tuple[str, ...]
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class PreorderPlan:
     id: str
     name: str

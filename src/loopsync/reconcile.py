@@ -160,27 +160,30 @@ class Reconciler:
     def _scan(self, report: ScanReport, progress: Callable[[str], None] | None) -> None:
         say = progress or (lambda _msg: None)
         query = f"updated_at:>='{report.since.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
-        candidates: dict[str, Order] = {}
+        wanted: set[str] = set()
         newest: datetime | None = None
-        for order in self.shopify.iter_orders(query, sort_key="UPDATED_AT"):
+        # First pass: a cheap summary of every updated order (name, tags,
+        # updatedAt) is all it takes to recognise a Loop exchange; only those
+        # are then read in full.
+        for summary in self.shopify.iter_order_summaries(query, sort_key="UPDATED_AT"):
             report.orders_seen += 1
-            newest = order.updated_at if newest is None or order.updated_at > newest else newest
-            if self._kind(order) is not None:
-                candidates[order.id] = order
-            if report.orders_seen % 250 == 0:
+            newest = summary.updated_at if newest is None or summary.updated_at > newest else newest
+            if self._kind(summary) is not None:
+                wanted.add(summary.id)
+            if report.orders_seen % 1000 == 0:
                 say(f"{report.orders_seen} orders read")
         report.new_cursor = newest
 
         # Level-triggered: orders we hold, are waiting on, or were interrupted
         # acting on are looked at every scan, whether Shopify reports them as
         # updated or not (a pre-order shipping does not touch the order).
-        remembered = set(self.store.order_ids_needing_attention()) - set(candidates)
-        if remembered:
-            for order_id, order in self.shopify.fetch_orders(sorted(remembered)).items():
-                if order is not None:
-                    candidates[order_id] = order
-                else:
-                    self.store.forget_order(order_id, reason="order no longer exists in Shopify")
+        wanted.update(self.store.order_ids_needing_attention())
+        candidates: dict[str, Order] = {}
+        for order_id, order in self.shopify.fetch_orders(sorted(wanted)).items():
+            if order is not None:
+                candidates[order_id] = order
+            elif not self.dry_run:
+                self.store.forget_order(order_id, reason="order no longer exists in Shopify")
         report.exchanges_seen = sum(1 for o in candidates.values() if self._kind(o) is not None)
 
         self._variants = self._lookup_variants(candidates.values())

@@ -25,6 +25,7 @@ from loopsync.models import (
     HoldResult,
     LineItem,
     Order,
+    OrderSummary,
     PreorderPlan,
     ThrottleStatus,
     UserError,
@@ -385,6 +386,30 @@ class ShopifyClient:
             connection = _need(data, "orders", "the orders list")
             for raw in _nodes(connection, "orders"):
                 yield self._order(raw)
+            page = connection.get("pageInfo") or {}
+            if not page.get("hasNextPage"):
+                return
+            after = page.get("endCursor")
+            if not after:
+                raise ApiError("Shopify said more orders follow but gave no cursor to fetch them.")
+
+    def iter_order_summaries(
+        self, query: str, *, sort_key: str = "UPDATED_AT", page_size: int = 250
+    ) -> Iterator[OrderSummary]:
+        """Id, name, tags and updatedAt of every order matching ``query``: the cheap first pass."""
+        first = max(1, min(page_size, 250))
+        after: str | None = None
+        while True:
+            variables = {"first": first, "after": after, "query": query, "sortKey": sort_key}
+            data = self.execute(docs.ORDER_SUMMARIES_PAGE, variables, "LoopsyncOrderSummariesPage")
+            connection = _need(data, "orders", "the orders list")
+            for raw in _nodes(connection, "orders"):
+                yield OrderSummary(
+                    id=_need(raw, "id", "an order"),
+                    name=_need(raw, "name", "an order"),
+                    tags=tuple(raw.get("tags") or ()),
+                    updated_at=_datetime(_need(raw, "updatedAt", "an order"), "an order's updatedAt"),
+                )
             page = connection.get("pageInfo") or {}
             if not page.get("hasNextPage"):
                 return

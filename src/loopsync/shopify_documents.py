@@ -140,6 +140,19 @@ query LoopsyncOrdersPage($first: Int!, $after: String, $query: String, $sortKey:
     + _ORDER_FIELDS
 )
 
+# The scan's first pass: just enough to recognise a Loop exchange (name, tags)
+# and advance the cursor (updatedAt). One point per order, so a full page of
+# 250 costs 252 points where a page of full orders holds only 4. Only the
+# exchanges found here are then read in full with ORDERS_BY_ID.
+ORDER_SUMMARIES_PAGE = """
+query LoopsyncOrderSummariesPage($first: Int!, $after: String, $query: String, $sortKey: OrderSortKeys) {
+  orders(first: $first, after: $after, query: $query, sortKey: $sortKey) {
+    nodes { id name tags updatedAt }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
 ORDERS_BY_ID = (
     """
 query LoopsyncOrdersById($ids: [ID!]!) {
@@ -321,6 +334,7 @@ ALL_DOCUMENTS: dict[str, str] = {
     "LoopsyncGrantedScopes": GRANTED_SCOPES,
     "LoopsyncShopInfo": SHOP_INFO,
     "LoopsyncOrdersPage": ORDERS_PAGE,
+    "LoopsyncOrderSummariesPage": ORDER_SUMMARIES_PAGE,
     "LoopsyncOrdersById": ORDERS_BY_ID,
     "LoopsyncOrderLineItemsPage": ORDER_LINE_ITEMS_PAGE,
     "LoopsyncOrderFulfillmentOrdersPage": ORDER_FULFILLMENT_ORDERS_PAGE,
