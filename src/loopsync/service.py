@@ -168,6 +168,22 @@ def disconnect(store: Store) -> bool:
 # -- clients from the stored connection ---------------------------------------
 
 
+def _cached_token(conn: Connection) -> tuple[str | None, datetime | None]:
+    """The cached client-credentials token and its expiry as the client wants them.
+
+    The state file keeps the expiry as ISO text; the Shopify client compares it
+    with a datetime. A token whose expiry cannot be read is not used: a fresh
+    one is only a grant away.
+    """
+    if not conn.access_token or not conn.access_token_expires_at:
+        return None, None
+    try:
+        expires_at = datetime.fromisoformat(conn.access_token_expires_at)
+    except ValueError:
+        return None, None
+    return conn.access_token, expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
+
+
 def clients(store: Store, conn: Connection) -> tuple[ShopifyClient, LoopClient | None]:
     creds = ShopifyCredentials(conn.shopify_token, conn.client_id, conn.client_secret)
 
@@ -179,7 +195,7 @@ def clients(store: Store, conn: Connection) -> tuple[ShopifyClient, LoopClient |
         creds,
         conn.shopify_api_url,
         on_new_token=persist,
-        cached=(conn.access_token, conn.access_token_expires_at),
+        cached=_cached_token(conn),
     )
     # Disconnect wins over everything: no key in the state file, no Loop client.
     loop = LoopClient(conn.loop_api_key, base_url=conn.loop_api_url) if conn.loop_api_key else None
