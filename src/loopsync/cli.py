@@ -48,14 +48,21 @@ def _warn_permissions(store) -> None:
         render.err().print(f"warning: {warning}")
 
 
+def _show_version(value: bool) -> None:
+    # Eager: Click checks for a missing command before the group's own callback runs.
+    if value:
+        print(__version__)
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Show the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Show the version and exit.", callback=_show_version, is_eager=True)
+    ] = False,
 ) -> None:
-    if version:
-        print(__version__)
-        raise typer.Exit(0)
+    pass
 
 
 # -- connect / disconnect -----------------------------------------------------
@@ -287,6 +294,14 @@ def sandbox_serve(
 # -- entry point --------------------------------------------------------------
 
 
+# Typer ≥ 0.2x runs its own copy of Click, whose exceptions are not click's: a bad
+# flag or a declined confirmation would otherwise end as an "unexpected problem".
+_ABORTS: tuple[type[BaseException], ...] = tuple({click.exceptions.Abort, typer.Abort})
+_USAGE_ERRORS: tuple[type[BaseException], ...] = tuple(
+    {click.ClickException, getattr(typer, "TyperException", click.ClickException)}
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script exits with it)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -296,11 +311,15 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="loopsync", standalone_mode=False)
-    except click.exceptions.Abort:
+    except _ABORTS:
         render.err().print("Aborted; nothing was changed.")
         return ExitCode.USAGE
-    except click.ClickException as exc:
-        exc.show(file=sys.stderr)
+    except _USAGE_ERRORS as exc:
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show(file=sys.stderr)
+        else:
+            render.message(f"Error: {exc}")
         return ExitCode.USAGE
     except LoopsyncError as exc:
         if debug:
