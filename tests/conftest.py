@@ -203,3 +203,9 @@ def checks():
     from types import SimpleNamespace
 
     return SimpleNamespace(no_secrets=assert_no_secrets, clean_error=assert_clean_error, secrets=DEMO_SECRETS)
+
+
+@pytest.fixture
+def env_for() -> Callable[..., dict[str, str]]:
+    """``sandbox_env`` as a fixture: test modules cannot import it, several files are named conftest."""
+    return sandbox_env

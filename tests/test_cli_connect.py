@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import pytest
 
-from conftest import sandbox_env  # noqa: I001 - tests/ is on sys.path (pytest rootdir conftest)
 from loopsync.sandbox import scenarios
 from loopsync.sandbox.builders import add_app
 from loopsync.store import Store
@@ -23,8 +22,8 @@ def _status(cli, db) -> dict:
     return json.loads(result.out)
 
 
-def _client_credentials_env(sb) -> dict[str, str]:
-    env = sandbox_env(sb)
+def _client_credentials_env(sb, env_for) -> dict[str, str]:
+    env = env_for(sb)
     del env["LOOPSYNC_SHOPIFY_TOKEN"]
     env["LOOPSYNC_SHOPIFY_CLIENT_ID"] = sb.credentials["client_id"]
     env["LOOPSYNC_SHOPIFY_CLIENT_SECRET"] = sb.credentials["client_secret"]
@@ -34,8 +33,8 @@ def _client_credentials_env(sb) -> dict[str, str]:
 # -- connect ------------------------------------------------------------------
 
 
-def test_connect_with_a_static_token_stores_the_connection_in_a_private_file(cli, sandbox, db, checks):
-    result = cli(["connect", "--db", str(db)], env=sandbox_env(sandbox))
+def test_connect_with_a_static_token_stores_the_connection_in_a_private_file(env_for, cli, sandbox, db, checks):
+    result = cli(["connect", "--db", str(db)], env=env_for(sandbox))
 
     assert result.code == 0, result.output
     checks.no_secrets(result)
@@ -56,8 +55,8 @@ def test_connect_with_a_static_token_stores_the_connection_in_a_private_file(cli
     assert json.loads(scan.out)["holds_placed"] == 4
 
 
-def test_connect_reads_the_loop_key_from_stdin(cli, sandbox, db, checks):
-    env = sandbox_env(sandbox)
+def test_connect_reads_the_loop_key_from_stdin(env_for, cli, sandbox, db, checks):
+    env = env_for(sandbox)
     key = env.pop("LOOPSYNC_LOOP_API_KEY")
 
     result = cli(["connect", "--db", str(db), "--loop-key-stdin"], env=env, stdin=key + "\n")
@@ -67,8 +66,8 @@ def test_connect_reads_the_loop_key_from_stdin(cli, sandbox, db, checks):
     assert _status(cli, db)["connection"]["loop_connected"] is True
 
 
-def test_connect_without_a_loop_key_and_no_terminal_is_a_usage_error(cli, sandbox, db, checks):
-    env = sandbox_env(sandbox)
+def test_connect_without_a_loop_key_and_no_terminal_is_a_usage_error(env_for, cli, sandbox, db, checks):
+    env = env_for(sandbox)
     del env["LOOPSYNC_LOOP_API_KEY"]
 
     result = cli(["connect", "--db", str(db)], env=env)
@@ -77,8 +76,8 @@ def test_connect_without_a_loop_key_and_no_terminal_is_a_usage_error(cli, sandbo
     assert _status(cli, db)["connection"] is None
 
 
-def test_secrets_are_never_accepted_as_flag_values(cli, sandbox, db, checks):
-    result = cli(["connect", "--db", str(db), "--loop-key", "loop_sandbox_demo_key"], env=sandbox_env(sandbox))
+def test_secrets_are_never_accepted_as_flag_values(env_for, cli, sandbox, db, checks):
+    result = cli(["connect", "--db", str(db), "--loop-key", "loop_sandbox_demo_key"], env=env_for(sandbox))
 
     assert result.code == 2
     assert "Traceback" not in result.output
@@ -86,8 +85,8 @@ def test_secrets_are_never_accepted_as_flag_values(cli, sandbox, db, checks):
 
 
 @pytest.mark.parametrize("key", ["loop_wrong_key", "loop_sandbox_no_scope_key"])
-def test_connect_with_a_key_loop_rejects_stores_nothing(cli, sandbox, db, checks, key):
-    result = cli(["connect", "--db", str(db)], env=sandbox_env(sandbox, LOOPSYNC_LOOP_API_KEY=key))
+def test_connect_with_a_key_loop_rejects_stores_nothing(env_for, cli, sandbox, db, checks, key):
+    result = cli(["connect", "--db", str(db)], env=env_for(sandbox, LOOPSYNC_LOOP_API_KEY=key))
 
     checks.clean_error(result, 4, LOOP_REJECTED)
     checks.no_secrets(result, key)
@@ -96,22 +95,22 @@ def test_connect_with_a_key_loop_rejects_stores_nothing(cli, sandbox, db, checks
     checks.clean_error(no_scan, 2, "loopsync connect")
 
 
-def test_a_rejected_rotation_keeps_the_previous_connection(cli, connected, sandbox, checks):
+def test_a_rejected_rotation_keeps_the_previous_connection(env_for, cli, connected, sandbox, checks):
     before = _status(cli, connected)["connection"]
 
-    result = cli(["connect", "--db", str(connected)], env=sandbox_env(sandbox, LOOPSYNC_LOOP_API_KEY="loop_bad"))
+    result = cli(["connect", "--db", str(connected)], env=env_for(sandbox, LOOPSYNC_LOOP_API_KEY="loop_bad"))
 
     checks.clean_error(result, 4, LOOP_REJECTED)
     assert _status(cli, connected)["connection"]["loop_fingerprint"] == before["loop_fingerprint"]
 
 
-def test_connect_again_rotates_the_loop_key(cli, connected, sandbox, checks):
+def test_connect_again_rotates_the_loop_key(env_for, cli, connected, sandbox, checks):
     before = _status(cli, connected)["connection"]["loop_fingerprint"]
     with sandbox.world.lock:
         sandbox.world.loop_api_keys["loop_sandbox_rotated_key"] = {"returns"}
 
     result = cli(["connect", "--db", str(connected)],
-                 env=sandbox_env(sandbox, LOOPSYNC_LOOP_API_KEY="loop_sandbox_rotated_key"))
+                 env=env_for(sandbox, LOOPSYNC_LOOP_API_KEY="loop_sandbox_rotated_key"))
 
     assert result.code == 0, result.output
     checks.no_secrets(result, "loop_sandbox_rotated_key")
@@ -119,12 +118,12 @@ def test_connect_again_rotates_the_loop_key(cli, connected, sandbox, checks):
     assert after != before
 
 
-def test_connect_names_a_missing_shopify_scope_and_stores_nothing(cli, sandbox, db, checks):
+def test_connect_names_a_missing_shopify_scope_and_stores_nothing(env_for, cli, sandbox, db, checks):
     add_app(sandbox.world, "Narrow app", ["read_orders", "read_products", "write_orders"],
             static_token="shpat_sandbox_narrow_token")
 
     result = cli(["connect", "--db", str(db)],
-                 env=sandbox_env(sandbox, LOOPSYNC_SHOPIFY_TOKEN="shpat_sandbox_narrow_token"))
+                 env=env_for(sandbox, LOOPSYNC_SHOPIFY_TOKEN="shpat_sandbox_narrow_token"))
 
     checks.clean_error(result, 4, "hold fulfillment orders", "write_merchant_managed_fulfillment_orders")
     checks.no_secrets(result, "shpat_sandbox_narrow_token")
@@ -132,8 +131,8 @@ def test_connect_names_a_missing_shopify_scope_and_stores_nothing(cli, sandbox, 
     assert _status(cli, db)["connection"] is None
 
 
-def test_client_credentials_connect_scan_and_renew_the_token(cli, sandbox, db, probe, checks):
-    result = cli(["connect", "--db", str(db)], env=_client_credentials_env(sandbox))
+def test_client_credentials_connect_scan_and_renew_the_token(env_for, cli, sandbox, db, probe, checks):
+    result = cli(["connect", "--db", str(db)], env=_client_credentials_env(sandbox, env_for))
 
     assert result.code == 0, result.output
     checks.no_secrets(result, *probe.issued_tokens())
