@@ -39,8 +39,12 @@ DbOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 
-def _store(db: Path | None):
-    return service.open_store(db or settings.default_db_path())
+def _store(db: Path | None, *, create: bool = True):
+    path = db or settings.default_db_path()
+    if not create and not Path(path).expanduser().exists():
+        # A typo in --db or a cron job run before `connect`: say so, and leave no empty state file behind.
+        raise ConfigError(f"loopsync is not connected yet (no state file at {path}): run `loopsync connect` first.")
+    return service.open_store(path)
 
 
 def _warn_permissions(store) -> None:
@@ -96,13 +100,16 @@ def connect(
     as_json: JsonOption = False,
 ) -> None:
     """Validate and store the Loop API key and the Shopify credentials. Run again to rotate keys."""
+    # A malformed domain is refused before the state file is created or touched.
+    shop = shop or os.environ.get(settings.ENV_SHOP)
+    if shop:
+        shop = settings.validate_shop_domain(shop)
     store = _store(db)
     _warn_permissions(store)
     previous = store.connection()
-    shop = shop or os.environ.get(settings.ENV_SHOP) or (previous.shop if previous else None)
+    shop = shop or (previous.shop if previous else None)
     if not shop:
         raise ConfigError("No shop given: pass --shop example.myshopify.com or set LOOPSYNC_SHOP.")
-    shop = settings.validate_shop_domain(shop)
 
     client_id = os.environ.get(settings.ENV_SHOPIFY_CLIENT_ID)
     client_secret = os.environ.get(settings.ENV_SHOPIFY_CLIENT_SECRET)
@@ -135,7 +142,7 @@ def disconnect(
     db: DbOption = None,
 ) -> None:
     """Forget the Loop key: no new holds or notes; existing holds are still released when they ship."""
-    store = _store(db)
+    store = _store(db, create=False)
     service.require_connection(store)
     if not yes:
         if not sys.stdin.isatty():
@@ -165,7 +172,7 @@ def scan(
     as_json: JsonOption = False,
 ) -> None:
     """Reconcile recent Loop exchange orders: hold, tag and note pre-orders; release shipped ones."""
-    store = _store(db)
+    store = _store(db, create=False)
     _warn_permissions(store)
     since_at = settings.parse_since(since, service.now()) if since else None
     report = service.scan(store, since=since_at, dry_run=dry_run, wait=wait)
@@ -185,7 +192,7 @@ def release(
     as_json: JsonOption = False,
 ) -> None:
     """Lift loopsync's holds on one order by hand; later scans will not hold it again."""
-    store = _store(db)
+    store = _store(db, create=False)
     service.require_connection(store)
     if not yes:
         if not sys.stdin.isatty():
