@@ -76,3 +76,14 @@ def test_status_after_disconnect(cli, connected, checks):
     assert result.code == 0
     assert "disconnected" in result.out
     checks.no_secrets(result)
+
+
+def test_windows_are_shown_as_written(cli, connected, probe):
+    window = "Spring [TBC] [bold]2027[/bold]"
+    assert cli(["preorders", "add", probe.variant("TEE-M"), "--window", window, "--db", str(connected)]).code == 0
+    assert cli(["scan", "--db", str(connected)]).code == 0
+
+    result = _status(cli, connected, env=WIDE)
+
+    assert result.code == 0, result.output
+    assert window in result.out

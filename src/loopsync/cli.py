@@ -49,7 +49,7 @@ def _store(db: Path | None, *, create: bool = True):
 
 def _warn_permissions(store) -> None:
     for warning in store.warnings:
-        render.err().print(f"warning: {warning}")
+        render.message(f"warning: {warning}")
 
 
 def _show_version(value: bool) -> None:
@@ -132,7 +132,7 @@ def connect(
     if as_json:
         render.print_json(doc)
     else:
-        render.err().print(f"Connected to {result.shop_name or result.shop} and Loop Returns.")
+        render.message(f"Connected to {result.shop_name or result.shop} and Loop Returns.")
         render.show_status(doc)
 
 
@@ -204,11 +204,11 @@ def release(
     else:
         released = [a for a in outcome.actions if a.kind == "release" and a.status == "done"]
         if released:
-            render.err().print(f"Released {len(released)} loopsync hold(s) on {outcome.order_name}.")
+            render.message(f"Released {len(released)} loopsync hold(s) on {outcome.order_name}.")
         else:
-            render.err().print(f"{outcome.order_name} had no loopsync hold; future scans will not hold it.")
+            render.message(f"{outcome.order_name} had no loopsync hold; future scans will not hold it.")
     if outcome.pending:
-        render.err().print(f"Not finished: {outcome.pending}")
+        render.message(f"Not finished: {outcome.pending}")
         raise typer.Exit(ExitCode.PENDING)
 
 
@@ -243,8 +243,9 @@ def preorders_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     if not rows:
         render.err().print("No local pre-order overrides.")
         return
+    # Plain tab-separated lines for `cut`/`awk`: Rich would expand the tabs and read "[...]" as markup.
     for variant, window in sorted(rows.items()):
-        render.out().print(f"{variant}\t{window}")
+        sys.stdout.write(f"{variant}\t{window}\n")
 
 
 @preorders_app.command("add")
@@ -258,7 +259,7 @@ def preorders_add(
     if not window.strip():
         raise ConfigError("The shipping window must not be empty.")
     _store(db).add_override(variant_id, window.strip())
-    render.err().print(f"{variant_id} is now treated as pre-order ({window.strip()}).")
+    render.message(f"{variant_id} is now treated as pre-order ({window.strip()}).")
 
 
 @preorders_app.command("remove")
@@ -266,7 +267,7 @@ def preorders_remove(variant: Annotated[str, typer.Argument(help="Variant gid or
     """Stop treating a variant as on pre-order; its holds are released on the next scan."""
     variant_id = settings.variant_gid(variant)
     _store(db).remove_override(variant_id)
-    render.err().print(f"{variant_id} is no longer overridden as pre-order.")
+    render.message(f"{variant_id} is no longer overridden as pre-order.")
 
 
 # -- demo and sandbox ---------------------------------------------------------

@@ -134,7 +134,10 @@ def show_status(doc: dict[str, Any]) -> None:
         for col in ("Order", "Fulfillment order", "Estimated shipping", "Since"):
             table.add_column(col)
         for h in doc["held"]:
-            table.add_row(h["order"], h["fulfillment_order_id"], h["window"] or "", h["placed_at"] or "")
+            # Windows come from metafields and overrides, names from Shopify: data, not markup.
+            table.add_row(
+                escape(h["order"]), h["fulfillment_order_id"], escape(h["window"] or ""), h["placed_at"] or ""
+            )
         c.print(table)
     else:
         c.print("No orders held by loopsync.")
@@ -143,5 +146,5 @@ def show_status(doc: dict[str, Any]) -> None:
         table.add_column("Order")
         table.add_column("Why")
         for p in doc["pending"]:
-            table.add_row(p["order"], p["reason"] or "")
+            table.add_row(escape(p["order"]), escape(p["reason"] or ""))
         c.print(table)
