@@ -103,4 +103,6 @@ def run_demo(*, keep_db: Path | None = None) -> None:
         report = service.scan(store)
         render.out().print(render.scan_summary(report))
         render.out().print(f"Shopify mutations sent by this scan: {sandbox.world.mutation_count() - before}")
-        render.out().print(f"\nDemo finished in {time.monotonic() - started:.1f} s. State file: {db}")
+        # Without --keep-db the state file goes with the temporary directory: do not point at it.
+        kept = f" State file: {db}" if keep_db else ""
+        render.out().print(f"\nDemo finished in {time.monotonic() - started:.1f} s.{kept}")
