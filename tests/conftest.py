@@ -209,3 +209,15 @@ def checks():
 def env_for() -> Callable[..., dict[str, str]]:
     """``sandbox_env`` as a fixture: test modules cannot import it, several files are named conftest."""
     return sandbox_env
+
+
+@pytest.fixture
+def secret_safe_cli(checks) -> Callable[..., Result]:
+    """``cli`` that also fails the test if any demo credential shows up in what a command printed."""
+
+    def run(args: list[str], **kwargs) -> Result:
+        result = run_cli(args, **kwargs)
+        checks.no_secrets(result)
+        return result
+
+    return run

@@ -13,6 +13,13 @@ from loopsync.sandbox import scenarios
 from loopsync.sandbox.builders import add_app
 from loopsync.store import Store
 
+
+@pytest.fixture
+def cli(secret_safe_cli):
+    """Every command these tests run is also checked for leaked credentials."""
+    return secret_safe_cli
+
+
 LOOP_REJECTED = "Loop rejected this API key — check it has the Returns permission"
 
 
@@ -41,6 +48,10 @@ def test_connect_with_a_static_token_stores_the_connection_in_a_private_file(env
     assert "Connected to Sandbox Store" in result.err
     assert "sandbox-store.myshopify.com" in result.out
     assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
+    # SQLite's side files (WAL, shared memory) and the scan lock are as private as the state file.
+    for path in db.parent.iterdir():
+        if path.name.startswith(db.name):
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path.name
 
     # Later commands need no secret in the environment (the fixture removed every LOOPSYNC_*).
     status = _status(cli, db)
@@ -53,6 +64,15 @@ def test_connect_with_a_static_token_stores_the_connection_in_a_private_file(env
     scan = cli(["scan", "--db", str(db), "--json"])
     assert scan.code == 0, scan.output
     assert json.loads(scan.out)["holds_placed"] == 4
+
+
+def test_connect_json_prints_one_document(env_for, cli, sandbox, db):
+    result = cli(["connect", "--db", str(db), "--json"], env=env_for(sandbox))
+
+    assert result.code == 0, result.output
+    doc = json.loads(result.out)
+    assert doc["connection"]["shop"] == "sandbox-store.myshopify.com"
+    assert doc["connection"]["loop_connected"] is True
 
 
 def test_connect_reads_the_loop_key_from_stdin(env_for, cli, sandbox, db, checks):

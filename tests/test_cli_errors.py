@@ -12,6 +12,12 @@ from loopsync.store import Store
 USAGE, LOCKED = 2, 3
 
 
+@pytest.fixture
+def cli(secret_safe_cli):
+    """Every command these tests run is also checked for leaked credentials."""
+    return secret_safe_cli
+
+
 def test_an_unknown_order_on_release(cli, connected, probe, checks):
     assert cli(["scan", "--db", str(connected)]).code == 0
     holds = sorted(h.id for h in probe.world.holds())

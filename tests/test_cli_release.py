@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from loopsync.sandbox.world import gid_number
+
+
+@pytest.fixture
+def cli(secret_safe_cli):
+    """Every command these tests run is also checked for leaked credentials."""
+    return secret_safe_cli
 
 
 def _scan(cli, db, *args):

@@ -5,8 +5,17 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
+
 from loopsync.sandbox import scenarios
 from loopsync.sandbox.world import LoopNote
+
+
+@pytest.fixture
+def cli(secret_safe_cli):
+    """Every command these tests run is also checked for leaked credentials."""
+    return secret_safe_cli
+
 
 JACKET_NOTE = "[loopsync] This exchange item is on pre-order, estimated shipping: 15 March 2027."
 BOOTS_NOTE = "[loopsync] This exchange item is on pre-order, estimated shipping: Late January 2027."

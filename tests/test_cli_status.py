@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from loopsync.sandbox import scenarios
+
+
+@pytest.fixture
+def cli(secret_safe_cli):
+    """Every command these tests run is also checked for leaked credentials."""
+    return secret_safe_cli
+
 
 WIDE = {"COLUMNS": "200"}
 

@@ -9,6 +9,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+
+@pytest.fixture
+def cli(secret_safe_cli):
+    """Every command these tests run is also checked for leaked credentials."""
+    return secret_safe_cli
+
+
 JACKET_NOTE = "[loopsync] This exchange item is on pre-order, estimated shipping: 15 March 2027."
 BOOTS_NOTE = "[loopsync] This exchange item is on pre-order, estimated shipping: Late January 2027."
 
