@@ -14,7 +14,7 @@ from typing import Annotated
 import click
 import typer
 
-from loopsync import __version__, render, service, settings
+from loopsync import __version__, recording, render, service, settings
 from loopsync.errors import ConfigError, LoopsyncError
 from loopsync.exit_codes import ExitCode
 
@@ -37,6 +37,17 @@ DbOption = Annotated[
     typer.Option("--db", help="State file (env LOOPSYNC_DB; default in your user data directory).", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+RecordOption = Annotated[
+    Path | None,
+    typer.Option("--record", help="Write this run's API traffic, credentials scrubbed, to a cassette file.", show_default=False),
+]
+ReplayOption = Annotated[
+    Path | None,
+    typer.Option("--replay", help="Answer every API request from a recorded cassette; no network.", show_default=False),
+]
+AnonymizeOption = Annotated[
+    bool, typer.Option("--anonymize", help="With --record: also replace the shop's domain in the cassette.")
+]
 
 
 def _store(db: Path | None, *, create: bool = True):
@@ -98,6 +109,9 @@ def connect(
     ] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
+    record: RecordOption = None,
+    replay: ReplayOption = None,
+    anonymize: AnonymizeOption = False,
 ) -> None:
     """Validate and store the Loop API key and the Shopify credentials. Run again to rotate keys."""
     # A malformed domain is refused before the state file is created or touched.
@@ -120,14 +134,15 @@ def connect(
         creds = service.ShopifyCredentials(client_id=client_id, client_secret=client_secret)
     loop_key = _secret(settings.ENV_LOOP_API_KEY, loop_key_stdin, "Loop Returns API key")
 
-    result = service.connect(
-        store,
-        shop=shop,
-        shopify=creds,
-        loop_key=loop_key,
-        shopify_api_url=settings.url_override(settings.ENV_SHOPIFY_API_URL),
-        loop_api_url=settings.url_override(settings.ENV_LOOP_API_URL),
-    )
+    with recording.for_command(record=record, replay=replay, anonymize=anonymize, store=store, shop=shop):
+        result = service.connect(
+            store,
+            shop=shop,
+            shopify=creds,
+            loop_key=loop_key,
+            shopify_api_url=settings.url_override(settings.ENV_SHOPIFY_API_URL),
+            loop_api_url=settings.url_override(settings.ENV_LOOP_API_URL),
+        )
     doc = service_status(store)
     if as_json:
         render.print_json(doc)
@@ -170,12 +185,16 @@ def scan(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print a summary even when nothing happened.")] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
+    record: RecordOption = None,
+    replay: ReplayOption = None,
+    anonymize: AnonymizeOption = False,
 ) -> None:
     """Reconcile recent Loop exchange orders: hold, tag and note pre-orders; release shipped ones."""
     store = _store(db, create=False)
     _warn_permissions(store)
-    since_at = settings.parse_since(since, service.now()) if since else None
-    report = service.scan(store, since=since_at, dry_run=dry_run, wait=wait)
+    with recording.for_command(record=record, replay=replay, anonymize=anonymize, store=store):
+        since_at = settings.parse_since(since, service.now()) if since else None
+        report = service.scan(store, since=since_at, dry_run=dry_run, wait=wait)
     if as_json:
         render.print_json(render.scan_json(report))
     else:
@@ -190,6 +209,9 @@ def release(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
+    record: RecordOption = None,
+    replay: ReplayOption = None,
+    anonymize: AnonymizeOption = False,
 ) -> None:
     """Lift loopsync's holds on one order by hand; later scans will not hold it again."""
     store = _store(db, create=False)
@@ -198,7 +220,8 @@ def release(
         if not sys.stdin.isatty():
             raise ConfigError("Refusing to release without confirmation: pass --yes.")
         typer.confirm(f"Release loopsync's holds on {order}? It may then ship before the stock exists.", abort=True)
-    outcome = service.release(store, order)
+    with recording.for_command(record=record, replay=replay, anonymize=anonymize, store=store):
+        outcome = service.release(store, order)
     if as_json:
         render.print_json(render.outcome_json(outcome))
     else:
