@@ -177,7 +177,15 @@ class LoopClient:
                     f"Adding a note to Loop return {return_id} may or may not have worked: "
                     f"Loop answered HTTP {response.status_code}."
                 )
-            return response.status_code, http.parse_json(response)[1]
+            ok, parsed = http.parse_json(response)
+            if response.status_code == 200 and not ok:
+                # Loop took the request (HTTP 200) but the answer was cut short: it may
+                # well have stored the note, so this is not a refusal.
+                raise OutcomeUnknownError(
+                    f"Adding a note to Loop return {return_id} may or may not have worked: "
+                    "Loop's answer could not be read."
+                )
+            return response.status_code, parsed
 
         status, body = self._with_retries(attempt)
         if status in (401, 403):
