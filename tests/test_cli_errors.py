@@ -136,3 +136,30 @@ def test_version(cli):
 
     assert result.code == 0
     assert result.out.strip() == __version__
+
+
+def test_a_loop_key_revoked_after_connect_stops_the_scan_with_exit_4(cli, connected, probe, checks):
+    with probe.world.lock:
+        del probe.world.loop_api_keys["loop_sandbox_demo_key"]
+
+    result = cli(["scan", "--db", str(connected)])
+
+    checks.clean_error(result, 4, "Loop rejected this API key")
+    status = json.loads(cli(["status", "--db", str(connected), "--json"]).out)
+    assert status["last_scan"]["outcome"] == "failed" and status["cursor"] is None
+
+    # Once the key works again, the next scan finishes the job without doubling anything.
+    with probe.world.lock:
+        probe.world.loop_api_keys["loop_sandbox_demo_key"] = {"returns"}
+    assert cli(["scan", "--db", str(connected)]).code == 0
+    assert sorted(len(probe.our_holds(n)) for n in ("EXC-1086-1", "EXC-1091-1", "EXC-1092-1", "#1095")) == [1] * 4
+    for original in ("#1086", "#1091", "#1092", "#1095"):
+        assert len(probe.notes(original)) == 1
+
+
+@pytest.mark.parametrize("command", [["scan"], ["release", "EXC-1086-1", "--yes"]])
+def test_a_revoked_shopify_token_is_exit_4(cli, connected, probe, checks, command):
+    with probe.world.lock:
+        del probe.world.tokens["shpat_sandbox_demo_token"]
+
+    checks.clean_error(cli([*command, "--db", str(connected)]), 4, "Shopify rejected the access token")

@@ -227,3 +227,31 @@ def test_an_exchange_whose_loop_return_is_missing_is_pending_then_noted(cli, con
     status = json.loads(cli(["status", "--db", str(connected), "--json"]).out)
     assert status["pending"] == []
     assert status["last_scan"]["outcome"] == "ok"
+
+
+def test_wait_queues_behind_a_running_scan(cli, connected, probe):
+    import threading
+
+    from loopsync.store import Store
+
+    store = Store.open(connected)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with store.scan_lock():
+            locked.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert locked.wait(5)
+        threading.Timer(0.3, release.set).start()
+        result = _scan(cli, connected, "--wait", "--json")
+    finally:
+        release.set()
+        holder.join()
+        store.close()
+
+    assert result.code == 0, result.output
+    assert json.loads(result.out)["holds_placed"] == 4
