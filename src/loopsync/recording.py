@@ -457,6 +457,8 @@ def snapshot_state(source: Path, dest: Path, *, anonymize: bool = False) -> None
     dest.parent.mkdir(parents=True, exist_ok=True)
     for leftover in (dest, Path(f"{dest}-wal"), Path(f"{dest}-shm")):
         leftover.unlink(missing_ok=True)
+    # Placeholders only, but a state file should still be private (and `cp` keeps the mode).
+    dest.touch(mode=0o600)
     src = sqlite3.connect(str(source))
     try:
         out = sqlite3.connect(str(dest))
