@@ -391,6 +391,12 @@ def _translate(path: Path, exc: sqlite3.Error, busy_timeout: float) -> StateFile
         return StateFileError(
             f"The state file {path} is locked by another process (waited {busy_timeout:g} s); try again."
         )
+    if "disk i/o" in text and path.is_file() and os.access(path, os.R_OK):
+        # A readable regular file that SQLite cannot read back is damaged (seen with
+        # a zeroed page 1 of a WAL-mode file); blaming permissions would mislead.
+        return StateFileError(
+            f"The state file {path} cannot be read: it looks damaged (SQLite reports a disk I/O error)."
+        )
     if "unable to open" in text or "disk i/o" in text:
         return StateFileError(f"The state file {path} cannot be opened (check the path and its permissions).")
     if "no such table" in text or "no such column" in text:

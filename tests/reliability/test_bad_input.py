@@ -1,0 +1,388 @@
+"""Bad input and bad answers, through the CLI: each gives one clear message, the exit code the
+README documents, no traceback, and writes nothing that is not true."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+from harness import demo_world, run_cli, sandbox_env
+
+from loopsync import http, service
+from loopsync.exit_codes import ExitCode
+from loopsync.sandbox.server import Sandbox
+from loopsync.store import Store, migrations
+
+
+@pytest.fixture(autouse=True)
+def quick_backoff(monkeypatch):
+    """Retries still happen, just without the real multi-second backoff (not what is tested here)."""
+    monkeypatch.setattr(http, "backoff", lambda failures: 0.01)
+
+
+@pytest.fixture
+def sb():
+    with Sandbox(demo_world()) as sandbox:
+        yield sandbox
+
+
+def failed_cleanly(result, code: int, *phrases: str) -> None:
+    out = result.output
+    assert result.code == code, f"exit {result.code}, wanted {code}: {out}"
+    assert "Traceback" not in out and 'File "' not in out, out
+    assert out.count("Error:") == 1, f"wanted exactly one error message: {out}"
+    for phrase in phrases:
+        assert phrase.lower() in out.lower(), f"{phrase!r} not in {out!r}"
+
+
+def rows(db: Path, sql: str) -> list[tuple]:
+    if not db.exists():
+        return []
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return con.execute(sql).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        con.close()
+
+
+def nothing_stored(db: Path) -> None:
+    assert rows(db, "SELECT * FROM connection") == []
+
+
+def connect(sb, db: Path, **env: str):
+    return run_cli(["connect", "--db", str(db)], env=sandbox_env(sb, **env))
+
+
+def nothing_acted(sb, db: Path) -> None:
+    """No hold, tag or note at Shopify/Loop, and no row claiming one."""
+    world = sb.world
+    app = next(a.id for a in world.apps.values() if a.title == "loopsync")
+    assert [h for h in world.holds() if h.app_id == app] == []
+    assert all("pre-order" not in o.tags for o in world.orders.values() if o.name.startswith("EXC-"))
+    assert all(not r.notes for r in world.loop_returns.values())
+    assert rows(db, "SELECT * FROM holds") == []
+    assert rows(db, "SELECT * FROM notes") == []
+    assert rows(db, "SELECT * FROM actions WHERE status = 'done'") == []
+
+
+# -- connect: shop domains, credentials, scopes ---------------------------------------------
+
+
+@pytest.mark.parametrize("shop", [
+    "not a shop", "https://evil.example.com/admin", "shop.example.com", "-bad-.myshopify.com",
+    "http://user:pw@shop.myshopify.com", "shop.myshopify.com/../x", "shop.myshopify.com:8443", "ünï.myshopify.com",
+])
+def test_malformed_shop_domain(shop, sb, db):
+    result = connect(sb, db, LOOPSYNC_SHOP=shop)
+    failed_cleanly(result, ExitCode.USAGE, "shop")
+    nothing_stored(db)
+
+
+def test_missing_scopes(sb, db):
+    app = next(a for a in sb.world.apps.values() if a.title == "loopsync")
+    app.scopes = [s for s in app.scopes if "fulfillment" not in s]
+    result = connect(sb, db)
+    failed_cleanly(result, ExitCode.CREDENTIALS, "missing access", "hold fulfillment orders",
+                   "write_merchant_managed_fulfillment_orders")
+    nothing_stored(db)
+
+
+def test_wrong_shopify_token(sb, db):
+    result = connect(sb, db, LOOPSYNC_SHOPIFY_TOKEN="shpat_not_a_real_token")
+    failed_cleanly(result, ExitCode.CREDENTIALS, "Shopify rejected the access token")
+    nothing_stored(db)
+
+
+def test_loop_key_without_returns_scope(sb, db):
+    result = connect(sb, db, LOOPSYNC_LOOP_API_KEY="loop_sandbox_no_scope_key")
+    failed_cleanly(result, ExitCode.CREDENTIALS, "Loop rejected this API key")
+    nothing_stored(db)
+
+
+def loop_answers(sb, status: int, payload, headers: dict | None = None) -> None:
+    """Every Loop request gets this answer (payload bytes are sent as they are)."""
+    sb.app.loop.handle = lambda *args, **kwargs: (status, headers or {}, payload)
+
+
+LOOP_CONNECT_CASES = {
+    "401": (401, {"error": {"code": "GEN-UNAUTHORIZED", "message": "Unauthorized"}}, None, ExitCode.CREDENTIALS,
+            "Loop rejected this API key"),
+    "403": (403, {"message": "Forbidden"}, None, ExitCode.CREDENTIALS, "Loop rejected this API key"),
+    "422": (422, {"message": "The given data was invalid.", "errors": {"from": ["The from is invalid."]}}, None,
+            ExitCode.API_UNAVAILABLE, "The given data was invalid"),
+    "429 forever": (429, {"message": "Too Many Attempts."}, {"Retry-After": "0"}, ExitCode.API_UNAVAILABLE,
+                    "rate-limiting"),
+    "200 with error": (200, {"error": "Something went wrong"}, None, ExitCode.API_UNAVAILABLE,
+                       "Something went wrong"),
+    "200 unreadable": (200, b'{"returns": [', None, ExitCode.API_UNAVAILABLE, "unreadable"),
+    "500 forever": (500, b"<html>oops</html>", None, ExitCode.API_UNAVAILABLE, "HTTP 500"),
+}
+
+
+@pytest.mark.parametrize("case", LOOP_CONNECT_CASES)
+def test_loop_bad_answers_at_connect(case, sb, db):
+    status, payload, headers, code, phrase = LOOP_CONNECT_CASES[case]
+    loop_answers(sb, status, payload, headers)
+    result = connect(sb, db)
+    failed_cleanly(result, code, phrase)
+    nothing_stored(db)
+
+
+# -- scan: revoked token, Loop and Shopify answering badly ---------------------------------
+
+
+@pytest.fixture
+def linked(sb, db):
+    assert connect(sb, db).code == 0
+    return db
+
+
+def test_revoked_token(sb, linked):
+    with sb.world.lock:
+        for token in [t for t, issued in sb.world.tokens.items() if issued.expires_at is None]:
+            del sb.world.tokens[token]
+    result = run_cli(["scan", "--db", str(linked)])
+    failed_cleanly(result, ExitCode.CREDENTIALS, "Shopify rejected the access token")
+    nothing_acted(sb, linked)
+    assert rows(linked, "SELECT outcome FROM scans") == [("failed",)]
+
+
+@pytest.mark.parametrize("case", ["401", "403"])
+def test_loop_key_revoked_before_a_scan(case, sb, linked):
+    status, payload, headers, code, phrase = LOOP_CONNECT_CASES[case]
+    loop_answers(sb, status, payload, headers)
+    result = run_cli(["scan", "--db", str(linked)])
+    failed_cleanly(result, code, phrase)
+    # Holds and tags placed before Loop refused are real, and recorded as such; no note is claimed.
+    assert rows(linked, "SELECT * FROM notes") == []
+    check_holds_match(sb, linked)
+
+
+@pytest.mark.parametrize("case", ["422", "200 with error", "429 forever", "200 unreadable"])
+def test_loop_failing_during_a_scan_leaves_orders_pending(case, sb, linked):
+    status, payload, headers, _code, _phrase = LOOP_CONNECT_CASES[case]
+    loop_answers(sb, status, payload, headers)
+    result = run_cli(["scan", "--db", str(linked)])
+    assert result.code == ExitCode.PENDING, result.output
+    assert "Traceback" not in result.output
+    assert rows(linked, "SELECT * FROM notes") == []
+    assert all(not r.notes for r in sb.world.loop_returns.values())
+    check_holds_match(sb, linked)
+    # Loop recovers: the next scan finishes the job.
+    del sb.app.loop.handle
+    assert run_cli(["scan", "--db", str(linked)]).code == 0
+    assert sum(len(r.notes) for r in sb.world.loop_returns.values()) == 4
+
+
+def check_holds_match(sb, db: Path) -> None:
+    app = next(a.id for a in sb.world.apps.values() if a.title == "loopsync")
+    at_shopify = {h.fulfillment_order_id: h.id for h in sb.world.holds() if h.app_id == app}
+    active = dict(rows(db, "SELECT fulfillment_order_id, hold_id FROM holds WHERE status = 'active'"))
+    assert active == at_shopify
+
+
+SHOPIFY_CASES = {
+    "malformed JSON": (200, b'{"data": {"orders": {"nodes": [', "unreadable answer"),
+    "errors without data": (200, {"errors": [{"message": "Internal error. Looks like something went wrong"}]},
+                            "Internal error"),
+    "errors with data": (200, {"data": {"orders": {"nodes": [], "pageInfo": {"hasNextPage": False}}},
+                               "errors": [{"message": "Field 'x' is deprecated", "path": ["orders"]}]},
+                         "incomplete"),
+    "null orders": (200, {"data": {"orders": None}}, "left out the orders list"),
+    "null data": (200, {"data": None}, "carried no data"),
+    "null node fields": (200, {"data": {"orders": {"nodes": [{"id": "gid://shopify/Order/1", "name": None}],
+                                                   "pageInfo": {"hasNextPage": False}}}}, "left out"),
+    "502 forever": (502, b"<html>Bad Gateway</html>", "HTTP 502"),
+}
+
+
+@pytest.mark.parametrize("case", SHOPIFY_CASES)
+def test_shopify_bad_answers_during_a_scan(case, sb, linked):
+    status, payload, phrase = SHOPIFY_CASES[case]
+    sb.app.graphql().handle = lambda **kwargs: (status, {}, payload)
+    result = run_cli(["scan", "--db", str(linked)])
+    failed_cleanly(result, ExitCode.API_UNAVAILABLE, phrase)
+    nothing_acted(sb, linked)
+    assert rows(linked, "SELECT value FROM meta WHERE key LIKE '%cursor%'") == []
+
+
+# -- Loop's notes list in each shape ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["documented", "bare_array"])
+def test_each_notes_list_shape(shape, sb, linked):
+    sb.world.loop_notes_shape = shape
+    # A note by someone else already on one return: ours is added beside it, once.
+    ret = next(r for r in sb.world.loop_returns.values() if r.order_name == "#1086")
+    from datetime import UTC, datetime
+
+    from loopsync.sandbox.world import LoopNote
+
+    ret.notes.append(LoopNote(id=sb.world.next_note_id(), content="Customer called about sizing",
+                              created_at=datetime.now(UTC)))
+    for _ in range(3):
+        result = run_cli(["scan", "--db", str(linked)])
+        assert result.code == 0, result.output
+    ours = {r.order_name: [n.content for n in r.notes if n.content.startswith("[loopsync]")]
+            for r in sb.world.loop_returns.values()}
+    assert sorted(k for k, v in ours.items() if v) == ["#1086", "#1091", "#1092", "#1095"]
+    assert all(len(v) <= 1 for v in ours.values())
+    assert "Customer called about sizing" in [n.content for n in ret.notes]
+
+
+# -- notes that would be too long ------------------------------------------------------------
+
+
+def test_a_very_long_shipping_window_metafield_is_shortened(sb, linked):
+    long_window = "Late January 2027, " + "depending on the factory's next production run " * 8
+    with sb.world.lock:
+        boots = next(v for v in sb.world.variants.values() if v.sku == "BOOT-10-PRE")
+        boots.metafields[("preorder", "shipping_window")].value = long_window
+    result = run_cli(["scan", "--db", str(linked)])
+    assert result.code == 0, result.output
+    notes = [n.content for r in sb.world.loop_returns.values() for n in r.notes]
+    assert len(notes) == 4 and all(len(n) <= 255 for n in notes)
+    long_ones = [n for n in notes if "production run" in n]
+    assert len(long_ones) == 2 and all(n.endswith("….") and "Late January 2027" in n for n in long_ones)
+    assert sorted(c for (c,) in rows(linked, "SELECT content FROM notes")) == sorted(notes)
+
+
+def test_a_very_long_override_window_is_shortened(sb, linked):
+    tee = next(v for v in sb.world.variants.values() if v.sku == "TEE-M")
+    window = "Restocking " + "x" * 300
+    added = run_cli(["preorders", "add", tee.id, "--window", window, "--db", str(linked)])
+    assert added.code == 0, added.output
+    result = run_cli(["scan", "--db", str(linked)])
+    assert result.code == 0, result.output
+    ret = next(r for r in sb.world.loop_returns.values() if r.order_name == "#1090")
+    assert len(ret.notes) == 1 and len(ret.notes[0].content) <= 255 and ret.notes[0].content.endswith("….")
+
+
+# -- release of an order that does not exist -------------------------------------------------
+
+
+def test_release_of_an_unknown_order(sb, linked):
+    result = run_cli(["release", "EXC-9999-1", "--yes", "--db", str(linked)])
+    failed_cleanly(result, ExitCode.USAGE, "EXC-9999-1")
+    assert rows(linked, "SELECT * FROM orders") == []
+    assert rows(linked, "SELECT * FROM actions") == []
+
+
+# -- the state file --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def read_only(path: Path):
+    """Read-only even for root (chattr +i); plain chmod otherwise."""
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+            pytest.skip("running as root on a filesystem without chattr +i: cannot make a file read-only")
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+    else:
+        path.chmod(0o400)
+        try:
+            yield
+        finally:
+            path.chmod(0o600)
+
+
+def test_read_only_state_file(sb, linked):
+    before = linked.read_bytes()
+    with read_only(linked):
+        result = run_cli(["scan", "--db", str(linked)])
+    failed_cleanly(result, ExitCode.USAGE, "read-only")
+    assert linked.read_bytes() == before
+    nothing_acted(sb, linked)
+
+
+def test_locked_state_file(sb, linked, monkeypatch):
+    # The real wait is 10 s; what is tested is what happens when it runs out.
+    monkeypatch.setattr(service, "open_store", lambda db: Store.open(Path(db), busy_timeout=0.3))
+    holder = sqlite3.connect(linked, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = run_cli(["preorders", "add", "123", "--window", "March", "--db", str(linked)])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    failed_cleanly(result, ExitCode.USAGE, str(linked))
+    assert rows(linked, "SELECT * FROM overrides") == []
+
+
+@pytest.mark.parametrize("damage", ["garbage", "zeroed pages", "truncated", "other sqlite db", "directory"])
+def test_corrupt_state_file(damage, sb, linked, tmp_path):
+    target = linked
+    if damage == "garbage":
+        target.write_bytes(os.urandom(8192))
+    elif damage == "zeroed pages":
+        data = bytearray(target.read_bytes())
+        data[100:4096 * 2] = b"\x00" * (4096 * 2 - 100)
+        target.write_bytes(bytes(data))
+        for suffix in ("-wal", "-shm"):
+            Path(str(target) + suffix).unlink(missing_ok=True)
+    elif damage == "truncated":
+        target.write_bytes(target.read_bytes()[:50])
+    elif damage == "other sqlite db":
+        target = tmp_path / "other.db"
+        con = sqlite3.connect(target)
+        con.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY)")
+        con.commit()
+        con.close()
+    else:
+        target = tmp_path / "adir"
+        target.mkdir()
+    before = target.read_bytes() if target.is_file() else None
+    for args in (["status"], ["scan"], ["preorders", "list"]):
+        result = run_cli([*args, "--db", str(target)])
+        failed_cleanly(result, ExitCode.USAGE, str(target))
+        # Say what is wrong with the file, not "check its permissions".
+        assert "not a loopsync state file" in result.err or "damaged" in result.err, result.err
+    if before is not None:
+        assert target.read_bytes() == before
+
+
+def test_older_schema_is_migrated_and_keeps_its_data(tmp_path):
+    """A state file written by a loopsync that knew only the first migration."""
+    db = tmp_path / "old.db"
+    from sqlite_utils import Database
+
+    fd = os.open(db, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    old = Database(str(db))
+    migrations.apply(old, stop_before="m002_client_credentials")
+    now = "2026-11-01T00:00:00+00:00"
+    old.execute(
+        "INSERT INTO connection (id, shop, shopify_token, loop_api_key, scopes, connected_at, updated_at)"
+        " VALUES (1, 'old-shop.myshopify.com', 'shpat_old', 'loop_old', '[]', ?, ?)", [now, now])
+    old.execute("INSERT INTO overrides (variant_id, window, added_at) VALUES ('gid://shopify/ProductVariant/7',"
+                " 'Spring 2027', ?)", [now])
+    old.execute("INSERT INTO holds (fulfillment_order_id, order_id, order_name, hold_id, handle, window, placed_at)"
+                " VALUES ('gid://shopify/FulfillmentOrder/1', 'gid://shopify/Order/1', 'EXC-1-1',"
+                " 'gid://shopify/FulfillmentHold/1', 'loopsync-preorder', 'Spring 2027', ?)", [now])
+    old.conn.commit()
+    old.close()
+
+    status = run_cli(["status", "--json", "--db", str(db)])
+    assert status.code == 0, status.output
+    doc = json.loads(status.out)
+    assert "old-shop.myshopify.com" in status.out and "EXC-1-1" in status.out, doc
+    listed = run_cli(["preorders", "list", "--json", "--db", str(db)])
+    assert json.loads(listed.out) == [{"variant_id": "gid://shopify/ProductVariant/7", "window": "Spring 2027"}]
+    con = sqlite3.connect(db)
+    try:
+        columns = {r[1] for r in con.execute("PRAGMA table_info(connection)")}
+        assert {"shopify_auth", "client_id", "access_token"} <= columns
+        assert con.execute("SELECT shop, shopify_token, shopify_auth FROM connection").fetchall() == [
+            ("old-shop.myshopify.com", "shpat_old", "token")]
+    finally:
+        con.close()
