@@ -29,7 +29,9 @@ app = typer.Typer(
 )
 preorders_app = typer.Typer(help="Local pre-order overrides, for stores whose pre-order data lives outside Shopify.")
 sandbox_app = typer.Typer(help="The local Shopify + Loop sandbox used by the demo and the tests.")
+config_app = typer.Typer(help="Store-wide settings: exchange prefix and tags, note label, metafield, lookback.")
 app.add_typer(preorders_app, name="preorders")
+app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
 
 DbOption = Annotated[
@@ -291,6 +293,38 @@ def preorders_remove(variant: Annotated[str, typer.Argument(help="Variant gid or
     variant_id = settings.variant_gid(variant)
     _store(db).remove_override(variant_id)
     render.message(f"{variant_id} is no longer overridden as pre-order.")
+
+
+# -- settings -------------------------------------------------------------------
+
+
+@config_app.command("list")
+def config_list(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Show every setting and its value (defaults included)."""
+    values = _store(db).settings()
+    if as_json:
+        render.print_json(values)
+        return
+    for key, value in values.items():
+        render.out().print(f"{key}\t{'' if value is None else value}", markup=False)
+
+
+@config_app.command("set")
+def config_set(
+    key: Annotated[str, typer.Argument(help="A setting name from `loopsync config list`.")],
+    value: Annotated[str, typer.Argument(help="The new value.")],
+    db: DbOption = None,
+) -> None:
+    """Change a setting, e.g. `loopsync config set exchange_name_prefix X-`."""
+    now = service.set_setting(_store(db), key, value)
+    render.message(f"{key} = {now}")
+
+
+@config_app.command("unset")
+def config_unset(key: Annotated[str, typer.Argument(help="A setting name.")], db: DbOption = None) -> None:
+    """Put a setting back to its default."""
+    now = service.set_setting(_store(db), key, None)
+    render.message(f"{key} = {now} (default)")
 
 
 # -- demo and sandbox ---------------------------------------------------------

@@ -39,9 +39,9 @@ RETURN_SEARCH_WINDOW = timedelta(days=90)
 class Options:
     """Store-wide settings that shape decisions (persisted in the state file)."""
 
-    name_prefix: str = "EXC-"
+    name_prefix: str | None = "EXC-"  # None: recognise separate exchanges by tag only
     exchange_tag: str | None = None
-    native_tag: str = "Loop Exchange"
+    native_tag: str | None = "Loop Exchange"
     preorder_tag: str = "pre-order"
     note_label: str = "loopsync"
     metafield_namespace: str = "preorder"
@@ -597,10 +597,10 @@ class Reconciler:
 _TRAILING_COUNTER = re.compile(r"-\d+$")
 
 
-def original_order_name(order: Order, prefix: str) -> str | None:
+def original_order_name(order: Order, prefix: str | None) -> str | None:
     """``EXC-1086-1`` → ``1086``: Loop names exchange orders after the original."""
-    name = order.name
-    if not name.upper().startswith(prefix.upper()):
+    name = order.name.lstrip("#")
+    if not prefix or not name.upper().startswith(prefix.upper()):
         return None
     rest = _TRAILING_COUNTER.sub("", name[len(prefix):])
     return rest.lstrip("#") or None

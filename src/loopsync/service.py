@@ -52,18 +52,25 @@ def open_store(db: Path | str) -> Store:
 
 
 def options(store: Store) -> Options:
-    get = store.setting
+    """The merchant's settings from the state file, validated, as the reconciler's options."""
+    s = settings.load_settings(store)
     return Options(
-        name_prefix=get("exchange_name_prefix"),
-        exchange_tag=get("exchange_tag") or None,
-        native_tag=get("native_exchange_tag"),
-        preorder_tag=get("preorder_tag"),
-        note_label=get("note_label"),
-        metafield_namespace=get("metafield_namespace"),
-        metafield_key=get("metafield_key"),
-        lookback=settings.parse_duration(get("lookback")),
-        overlap=settings.parse_duration(get("overlap")),
+        name_prefix=s.exchange_name_prefix,
+        exchange_tag=s.exchange_tag,
+        native_tag=s.native_exchange_tag,
+        preorder_tag=s.preorder_tag,
+        note_label=s.note_label,
+        metafield_namespace=s.metafield_namespace,
+        metafield_key=s.metafield_key,
+        lookback=s.lookback,
+        overlap=s.overlap,
     )
+
+
+def set_setting(store: Store, key: str, value: str | None) -> str | None:
+    """Validate and store one setting (None resets it to the default); returns the value now in force."""
+    store.set_setting(key, None if value is None else settings.validate_setting(key, value))
+    return store.setting(key)
 
 
 def _shopify_client(
