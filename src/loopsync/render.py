@@ -41,6 +41,22 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def short_gid(gid: str | None) -> str:
+    """``gid://shopify/FulfillmentOrder/5001`` → ``FulfillmentOrder/5001``: what a person can search for."""
+    return (gid or "").removeprefix("gid://shopify/")
+
+
+def when(iso: str | None) -> str:
+    """An ISO timestamp as ``2026-11-26 10:14 UTC`` for tables; JSON keeps the full value."""
+    if not iso:
+        return ""
+    try:
+        ts = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    return ts.strftime("%Y-%m-%d %H:%M UTC")
+
+
 # -- scan ---------------------------------------------------------------------
 
 
@@ -126,7 +142,7 @@ def show_status(doc: dict[str, Any]) -> None:
             c.print("Loop Returns: [yellow]disconnected[/yellow] — existing holds are still released when they ship")
     last = doc["last_scan"]
     if last:
-        c.print(f"Last scan: #{last['id']} {last['finished_at'] or last['started_at']} — {last['outcome']}")
+        c.print(f"Last scan: #{last['id']} {when(last['finished_at'] or last['started_at'])} — {last['outcome']}")
     else:
         c.print("Last scan: never")
     if doc["held"]:
@@ -136,7 +152,7 @@ def show_status(doc: dict[str, Any]) -> None:
         for h in doc["held"]:
             # Windows come from metafields and overrides, names from Shopify: data, not markup.
             table.add_row(
-                escape(h["order"]), h["fulfillment_order_id"], escape(h["window"] or ""), h["placed_at"] or ""
+                escape(h["order"]), short_gid(h["fulfillment_order_id"]), escape(h["window"] or ""), when(h["placed_at"])
             )
         c.print(table)
     else:
@@ -146,5 +162,5 @@ def show_status(doc: dict[str, Any]) -> None:
         table.add_column("Order")
         table.add_column("Why")
         for p in doc["pending"]:
-            table.add_row(escape(p["order"]), escape(p["reason"] or ""))
+            table.add_row(escape(p["order"] or p["order_id"]), escape(p["reason"] or ""))
         c.print(table)
