@@ -42,19 +42,19 @@ def _default(value: Any) -> Any:
 
 
 def short_gid(gid: str | None) -> str:
-    """``gid://shopify/FulfillmentOrder/5001`` → ``FulfillmentOrder/5001``: what a person can search for."""
-    return (gid or "").removeprefix("gid://shopify/")
+    """``gid://shopify/FulfillmentOrder/5001`` → ``5001``: the number Shopify's admin shows."""
+    return (gid or "").rsplit("/", 1)[-1]
 
 
 def when(iso: str | None) -> str:
-    """An ISO timestamp as ``2026-11-26 10:14 UTC`` for tables; JSON keeps the full value."""
+    """An ISO timestamp as ``2026-11-26 10:14`` (UTC) for tables; JSON keeps the full value."""
     if not iso:
         return ""
     try:
         ts = datetime.fromisoformat(iso.replace("Z", "+00:00"))
     except ValueError:
         return iso
-    return ts.strftime("%Y-%m-%d %H:%M UTC")
+    return ts.strftime("%Y-%m-%d %H:%M")
 
 
 # -- scan ---------------------------------------------------------------------
@@ -142,12 +142,12 @@ def show_status(doc: dict[str, Any]) -> None:
             c.print("Loop Returns: [yellow]disconnected[/yellow] — existing holds are still released when they ship")
     last = doc["last_scan"]
     if last:
-        c.print(f"Last scan: #{last['id']} {when(last['finished_at'] or last['started_at'])} — {last['outcome']}")
+        c.print(f"Last scan: #{last['id']} {when(last['finished_at'] or last['started_at'])} UTC — {last['outcome']}")
     else:
         c.print("Last scan: never")
     if doc["held"]:
         table = Table(title="Held by loopsync")
-        for col in ("Order", "Fulfillment order", "Estimated shipping", "Since"):
+        for col in ("Order", "Fulfillment order", "Estimated shipping", "Held since (UTC)"):
             table.add_column(col)
         for h in doc["held"]:
             # Windows come from metafields and overrides, names from Shopify: data, not markup.
