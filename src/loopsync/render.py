@@ -100,17 +100,29 @@ def scan_summary(report: ScanReport) -> str:
     )
 
 
+_ACTION_WORDS = {"hold": "held", "tag": "tagged", "note": "noted in Loop", "release": "released"}
+
+
 def scan_table(report: ScanReport) -> Table | None:
+    """One row per action (or per pending order): order, what happened, the details."""
     rows = [o for o in report.outcomes if o.actions or o.pending]
     if not rows:
         return None
-    table = Table(title="What this scan did" if not report.dry_run else "What this scan would do")
-    for col in ("Order", "Decision", "Actions", "Shipping window / pending"):
-        table.add_column(col)
+    table = Table(title="What this scan would do" if report.dry_run else "What this scan did")
+    table.add_column("Order", no_wrap=True)
+    table.add_column("Action", no_wrap=True)
+    table.add_column("Details")
     for o in rows:
-        actions = "\n".join(f"{a.kind}: {a.detail}" + ("" if a.status == "done" else f" [{a.status}]") for a in o.actions)
-        # API text (notes, order names, Shopify's messages) is data, not Rich markup.
-        table.add_row(escape(o.order_name), o.decision, escape(actions or "-"), escape(o.pending or o.window or ""))
+        name = escape(o.order_name)
+        for a in o.actions:
+            word = _ACTION_WORDS.get(a.kind, a.kind)
+            if a.status != "done":
+                word = f"{a.kind} ({a.status})"
+            # API text (notes, order names, Shopify's messages) is data, not Rich markup.
+            table.add_row(name, word, escape(a.detail))
+            name = ""
+        if o.pending:
+            table.add_row(name, "[yellow]pending[/yellow]", escape(o.pending))
     return table
 
 
