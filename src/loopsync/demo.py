@@ -13,22 +13,23 @@ import time
 from pathlib import Path
 
 from rich.markup import escape
-from rich.panel import Panel
 from rich.table import Table
 
 from loopsync import render, service
 from loopsync.loop import LoopClient
 from loopsync.sandbox.server import Sandbox
+from loopsync.shopify import ShopifyClient
 
 
 def _step(text: str) -> None:
-    render.out().print(Panel(text, expand=False, style="bold"))
+    render.out().print(f"\n[bold cyan]{escape(text)}[/bold cyan]")
 
 
 def _notes_table(store, loop: LoopClient) -> Table:
-    table = Table(title="Notes on the Loop returns")
-    table.add_column("Loop return")
-    table.add_column("Exchange order")
+    """What Loop's support team sees: the notes on each return, read back from Loop's API."""
+    table = Table(title="Notes on the Loop returns (read back from Loop)")
+    table.add_column("Loop return", no_wrap=True)
+    table.add_column("Exchange", no_wrap=True)
     table.add_column("Note")
     for order in store.held_orders():
         if order.return_id is None:
@@ -38,12 +39,22 @@ def _notes_table(store, loop: LoopClient) -> Table:
     return table
 
 
-def _held_table(store) -> Table:
-    table = Table(title="Orders loopsync holds")
-    for col in ("Order", "Fulfillment order", "Estimated shipping"):
-        table.add_column(col)
-    for hold in store.active_holds():
-        table.add_row(hold.order_name, hold.fulfillment_order_id, hold.window or "")
+def _shopify_table(shopify: ShopifyClient, order_ids: list[str], title: str) -> Table:
+    """What the warehouse sees: every exchange's fulfillment orders and holds, read back from Shopify."""
+    table = Table(title=title)
+    table.add_column("Exchange", no_wrap=True)
+    table.add_column("Fulfillment order", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Holds")
+    for order in sorted(filter(None, shopify.fetch_orders(order_ids).values()), key=lambda o: o.name):
+        name = escape(order.name)
+        for fo in order.fulfillment_orders:
+            holds = ", ".join(
+                "loopsync" if h.is_loopsync else (h.app_name or "merchant") for h in fo.holds
+            )
+            items = ", ".join(line.sku or "?" for line in fo.lines)
+            table.add_row(name, f"{render.short_gid(fo.id)} ({escape(items)})", fo.status, escape(holds or "-"))
+            name = ""
     return table
 
 
@@ -83,20 +94,20 @@ def run_demo(*, keep_db: Path | None = None) -> None:
         report = service.scan(store)
         render.out().print(render.scan_table(report) or "nothing to do")
         render.out().print(render.scan_summary(report))
-        render.out().print(_held_table(store))
-        conn = store.connection()
-        loop = LoopClient(conn.loop_api_key, base_url=conn.loop_api_url)
+        shopify, loop = service.clients(store, store.connection())
+        exchanges = [o.order_id for o in report.outcomes if o.kind]
+        render.out().print(_shopify_table(shopify, exchanges, "In Shopify now (read back through the Admin API)"))
         render.out().print(_notes_table(store, loop))
 
         _step("3. The jacket's pre-order ships: its variant leaves the PRE_ORDER selling plan")
         shipped = _ship_dated_preorder(sandbox.world)
         render.out().print(f"Took {shipped} off pre-order in the sandbox store.")
 
-        _step("4. Second scan: loopsync releases its own holds on the jacket exchanges; every other hold stays")
+        _step("4. Second scan: loopsync lifts its own holds on the jacket exchanges; other apps' holds stay")
         report = service.scan(store)
         render.out().print(render.scan_table(report) or "nothing to do")
         render.out().print(render.scan_summary(report))
-        render.out().print(_held_table(store))
+        render.out().print(_shopify_table(shopify, exchanges, "In Shopify after the release"))
 
         _step("5. Third scan: nothing new, so nothing changes")
         before = sandbox.world.mutation_count()
