@@ -120,8 +120,9 @@ def connect(
 
     issued: dict[str, object] = {}
 
-    def keep_token(token: str, expires_at: datetime) -> None:
-        issued["token"], issued["expires_at"] = token, expires_at
+    def keep_token(token: str, expires_at: datetime | None) -> None:
+        if expires_at is not None:
+            issued["token"], issued["expires_at"] = token, expires_at
 
     client = _shopify_client(shop, shopify, shopify_api_url, on_new_token=keep_token)
     granted = client.granted_scopes()
@@ -194,8 +195,11 @@ def _cached_token(conn: Connection) -> tuple[str | None, datetime | None]:
 def clients(store: Store, conn: Connection) -> tuple[ShopifyClient, LoopClient | None]:
     creds = ShopifyCredentials(conn.shopify_token, conn.client_id, conn.client_secret)
 
-    def persist(token: str, expires_at: datetime) -> None:
-        store.save_shopify_access_token(token, expires_at)
+    def persist(token: str, expires_at: datetime | None) -> None:
+        # A token without a stated lifetime is not cached: the next run asks
+        # for a fresh one rather than trusting it forever.
+        if expires_at is not None:
+            store.save_shopify_access_token(token, expires_at)
 
     shopify = _shopify_client(
         conn.shop,

@@ -295,7 +295,7 @@ class ShopifyClient:
             detail = ""
             if isinstance(body, dict):
                 description = body.get("error_description") or http.error_message_from_body(body)
-                detail = f": {description}" if description else ""
+                detail = f": {str(description).rstrip('.')}" if description else ""
             message = (
                 f"Shopify rejected the app's client credentials (HTTP {response.status_code}){detail}. "
                 "Check the client id and secret, and that the app is installed on the store."
