@@ -32,3 +32,11 @@ def test_note_label_and_tag_settings_shape_the_scan(connected, cli, sandbox):
     assert "Preorder-Exchange" in exc.tags and "pre-order" not in exc.tags
     notes = [n.content for r in world.loop_returns.values() for n in r.notes]
     assert "[PreProduct] This exchange item is on pre-order, estimated shipping: 15 March 2027." in notes
+
+
+def test_status_of_a_missing_state_file_creates_nothing(cli, tmp_path):
+    db = tmp_path / "typo.db"
+    result = cli(["status", "--db", str(db), "--json"])
+    assert result.code == 0, result.output
+    assert json.loads(result.out)["connection"] is None
+    assert not db.exists() and list(tmp_path.iterdir()) == []

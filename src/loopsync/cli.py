@@ -246,9 +246,16 @@ def service_status(store) -> dict:
 @app.command()
 def status(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Connection, last scan, orders held and pending items."""
-    store = _store(db)
-    _warn_permissions(store)
-    doc = service_status(store)
+    path = db or settings.default_db_path()
+    if not Path(path).expanduser().exists():
+        # Looking must not create a state file (a typo in --db would leave one behind).
+        from loopsync.status import not_connected_document
+
+        doc = not_connected_document()
+    else:
+        store = _store(path)
+        _warn_permissions(store)
+        doc = service_status(store)
     if as_json:
         render.print_json(doc)
     else:

@@ -53,3 +53,8 @@ def status_document(store: Store) -> dict[str, Any]:
             for p in store.pending_orders()
         ],
     }
+
+
+def not_connected_document() -> dict[str, Any]:
+    """The status of a state file that does not exist yet."""
+    return {"connection": None, "last_scan": None, "cursor": None, "held": [], "pending": []}
