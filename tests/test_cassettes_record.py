@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import sandbox_env
 from loopsync.sandbox.scenarios import SCENARIO_DIR
 from loopsync.sandbox.server import Sandbox
 
@@ -40,11 +39,11 @@ def _files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()]
 
 
-def test_no_known_secret_reaches_a_recording(cli, tmp_path):
+def test_no_known_secret_reaches_a_recording(cli, tmp_path, env_for):
     scenario, known = _secret_store(tmp_path)
     out = tmp_path / "recordings"
     with Sandbox(scenario=str(scenario)) as sb:
-        env = sandbox_env(sb)
+        env = env_for(sb)
         static_db, cc_db = str(tmp_path / "static.db"), str(tmp_path / "cc.db")
         runs = [
             (["connect", "--db", static_db, "--record", str(out / "connect.yaml")], env),
@@ -129,10 +128,10 @@ def _decisions(status_json: str) -> dict:
     }
 
 
-def test_anonymize_replaces_the_shop_domain(cli, sandbox, connected, tmp_path):
+def test_anonymize_replaces_the_shop_domain(cli, sandbox, connected, tmp_path, env_for):
     domain = sandbox.credentials["shop_domain"]
     result = cli(["connect", "--db", str(connected), "--record", str(tmp_path / "c.yaml"), "--anonymize"],
-                 env=sandbox_env(sandbox))
+                 env=env_for(sandbox))
     assert result.code == 0, result.output
     result = cli(["scan", "--db", str(connected), "--record", str(tmp_path / "s.yaml"), "--anonymize", "--json"])
     assert result.code == 0, result.output
