@@ -383,6 +383,8 @@ UNSET: Any = _Unset()
 
 def _translate(path: Path, exc: sqlite3.Error, busy_timeout: float) -> StateFileError:
     text = str(exc).lower()
+    if "file is not a database" in text:
+        return StateFileError(f"{path} is not a loopsync state file (file is not a database).")
     if "not a database" in text or "malformed" in text or "file is encrypted" in text:
         return StateFileError(f"{path} is not a loopsync state file (database disk image is malformed).")
     if "readonly" in text or "read-only" in text:
@@ -1268,6 +1270,21 @@ def _order(row: dict[str, Any]) -> OrderRow:
     return OrderRow(**{**row, "manual_release": bool(row["manual_release"])})
 
 
+# Descriptors used to read state file headers, by (device, inode), never closed: closing any
+# descriptor of a file drops every POSIX lock this process holds on it, SQLite's included,
+# and another process closing its connection would then think it was the last one and
+# delete the WAL index under our open connections (later reads fail with "disk I/O error").
+_HEADER_FDS: dict[tuple[int, int], int] = {}
+
+
+def _read_header(path: Path, st: os.stat_result) -> bytes:
+    key = (st.st_dev, st.st_ino)
+    fd = _HEADER_FDS.get(key)
+    if fd is None:
+        fd = _HEADER_FDS[key] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    return os.pread(fd, len(_SQLITE_HEADER), 0)
+
+
 def _prepare_file(path: Path, warnings: list[str]) -> None:
     """Create the parent directory and, if absent, the file itself with mode 0600.
 
@@ -1304,8 +1321,7 @@ def _prepare_file(path: Path, warnings: list[str]) -> None:
         raise StateFileError(f"{path} is not a loopsync state file (database disk image is malformed).")
     if st.st_size:
         try:
-            with open(path, "rb") as handle:
-                header = handle.read(len(_SQLITE_HEADER))
+            header = _read_header(path, st)
         except OSError as exc:
             raise StateFileError(f"The state file {path} cannot be read ({exc.strerror}).") from None
         if header != _SQLITE_HEADER:
