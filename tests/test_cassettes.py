@@ -228,3 +228,19 @@ def test_the_network_guard_works(no_network):
 
     with pytest.raises(AssertionError, match="network connection"):
         requests.get("http://127.0.0.1:9/", timeout=1)
+
+
+def test_release_after_ship_lifts_only_the_holds_loopsync_placed():
+    def ops(path: Path, name: str) -> list[dict]:
+        return [i for i in _interactions(path) if _operation(i) == name]
+
+    story = CASSETTES / "release-after-ship"
+    placed = {
+        i["response"]["body"]["json"]["data"]["fulfillmentOrderHold"]["fulfillmentHold"]["id"]
+        for i in ops(story / "02-scan.yaml", "LoopsyncFulfillmentOrderHold")
+    }
+    released = [i["request"]["body"]["json"]["variables"]["holdIds"]
+                for i in ops(story / "03-scan-after-ship.yaml", "LoopsyncFulfillmentOrderReleaseHold")]
+    # Two jacket exchanges shipped (EXC-1086-1, and EXC-1092-1 whose FO Upsell Guard also holds).
+    assert len(released) == 2
+    assert all(len(ids) == 1 and ids[0] in placed for ids in released)
