@@ -380,12 +380,18 @@ class Reconciler:
         # A hold the ledger calls active but Shopify no longer shows was lifted
         # by someone else (a merchant in the admin): respect that decision.
         for row in self.store.holds_for_order(order.id):
-            if row.status == "active" and row.fulfillment_order_id not in ours_at_shopify and not self.dry_run:
-                self.store.mark_hold_released(row.fulfillment_order_id, by="external", at=self.clock())
-                self.store.mark_manual_release(order.id)
-                outcome.actions.append(
-                    Action("release", row.fulfillment_order_id, "hold was released outside loopsync", "observed")
-                )
+            if row.status != "active" or row.fulfillment_order_id in ours_at_shopify or self.dry_run:
+                continue
+            ours = self.store.last_action_for_key(f"release:{row.hold_id}") if row.hold_id else None
+            if ours is not None and ours.status != "failed":
+                # We sent that release ourselves and crashed before writing it down.
+                self.store.mark_hold_released(row.fulfillment_order_id, by="scan", at=self.clock())
+                continue
+            self.store.mark_hold_released(row.fulfillment_order_id, by="external", at=self.clock())
+            self.store.mark_manual_release(order.id)
+            outcome.actions.append(
+                Action("release", row.fulfillment_order_id, "hold was released outside loopsync", "observed")
+            )
 
     def _release(self, order: Order, fo: FulfillmentOrder, hold_id: str, by: str, outcome, why: str) -> None:
         if self.dry_run:
