@@ -40,6 +40,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import yaml
 
+from loopsync import clock as clocks
 from loopsync.errors import ConfigError, LoopsyncError
 from loopsync.exit_codes import ExitCode
 
@@ -133,44 +134,12 @@ class VirtualClock:
             self.on_sleep(seconds)
 
 
-@contextmanager
-def virtual_time(clock: VirtualClock) -> Iterator[VirtualClock]:
-    """Point every clock loopsync reads while talking to the APIs at ``clock``.
+def virtual_time(virtual: VirtualClock):
+    """Every clock loopsync reads for API work (``loopsync.clock``) becomes ``virtual``.
 
-    The clients and the reconciler take their clocks as keyword arguments and the
-    service layer leaves them at their defaults, so the defaults are swapped for the
-    duration of the run (and restored after). The state file's own timestamps stay real.
+    The state file's own timestamps stay real.
     """
-    from loopsync import service
-    from loopsync.loop import LoopClient
-    from loopsync.reconcile import Reconciler
-    from loopsync.shopify import ClientCredentials, ShopifyClient
-
-    swaps: list[tuple[Any, str, Any]] = [
-        (Reconciler.__init__, "clock", clock.now),
-        (LoopClient.__init__, "now", clock.now),
-        (LoopClient.__init__, "clock", clock.monotonic),
-        (LoopClient.__init__, "sleep", clock.sleep),
-        (ShopifyClient.__init__, "clock", clock.monotonic),
-        (ShopifyClient.__init__, "sleep", clock.sleep),
-        (ClientCredentials.__init__, "now", clock.now),
-    ]
-    saved: list[tuple[dict, str, Any]] = []
-    for func, name, _ in swaps:
-        defaults = func.__kwdefaults__ or {}
-        if name not in defaults:
-            raise RuntimeError(f"{func.__qualname__} no longer takes {name}=; loopsync.recording needs updating")
-        saved.append((defaults, name, defaults[name]))
-    previous_now = service.now
-    try:
-        for (defaults, name, _), (_, _, value) in zip(saved, swaps, strict=True):
-            defaults[name] = value
-        service.now = clock.now
-        yield clock
-    finally:
-        for defaults, name, old in saved:
-            defaults[name] = old
-        service.now = previous_now
+    return clocks.use(clocks.Clock(now=virtual.now, monotonic=virtual.monotonic, sleep=virtual.sleep))
 
 
 # --- scrubbing ------------------------------------------------------------------------

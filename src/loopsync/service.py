@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loopsync import settings
+from loopsync import clock, settings
 from loopsync.errors import ConfigError, CredentialsError
 from loopsync.loop import LoopClient
 from loopsync.reconcile import Options, OrderOutcome, Reconciler, ScanReport
@@ -86,8 +86,15 @@ def _shopify_client(
             cached_token=token,
             cached_expiry=expires_at,
             on_new_token=on_new_token,
+            now=clock.current().now,
         )
-    return ShopifyClient(shop, auth, base_url=api_url)
+    c = clock.current()
+    return ShopifyClient(shop, auth, base_url=api_url, sleep=c.sleep, clock=c.monotonic)
+
+
+def _loop_client(api_key: str, api_url: str | None) -> LoopClient:
+    c = clock.current()
+    return LoopClient(api_key, base_url=api_url, now=c.now, clock=c.monotonic, sleep=c.sleep)
 
 
 # -- connect / disconnect -------------------------------------------------------
@@ -133,7 +140,7 @@ def connect(
             + "; ".join(" or ".join(REQUIRED_SCOPES[n]) for n in lacking) + "."
         )
     info = client.shop_info()
-    LoopClient(loop_key, base_url=loop_api_url).check_key()
+    _loop_client(loop_key, loop_api_url).check_key()
 
     store.save_connection(
         shop=shop,
@@ -209,14 +216,14 @@ def clients(store: Store, conn: Connection) -> tuple[ShopifyClient, LoopClient |
         cached=_cached_token(conn),
     )
     # Disconnect wins over everything: no key in the state file, no Loop client.
-    loop = LoopClient(conn.loop_api_key, base_url=conn.loop_api_url) if conn.loop_api_key else None
+    loop = _loop_client(conn.loop_api_key, conn.loop_api_url) if conn.loop_api_key else None
     return shopify, loop
 
 
 def reconciler(store: Store, *, dry_run: bool = False) -> Reconciler:
     conn = require_connection(store)
     shopify, loop = clients(store, conn)
-    return Reconciler(store, shopify, loop, options(store), dry_run=dry_run)
+    return Reconciler(store, shopify, loop, options(store), dry_run=dry_run, clock=clock.current().now)
 
 
 def scan(
@@ -239,4 +246,4 @@ def release(store: Store, ref: str) -> OrderOutcome:
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    return clock.current().now()
