@@ -33,6 +33,9 @@ from loopsync.store import Store
 # exchange order was created. Loop creates the exchange order when it processes
 # the return, which can be weeks after the return was opened.
 RETURN_SEARCH_WINDOW = timedelta(days=90)
+# How far Loop's clock may run ahead of this machine's. GUESS: Loop accepts a list range
+# ending in the future (its docs only limit the range to 120 days).
+CLOCK_SKEW_ALLOWANCE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -504,7 +507,9 @@ class Reconciler:
                 return found.id
         # Fallback: the list, over a bounded window and every state (out-of-stock
         # exchanges wait in `review`, which Loop's default filter leaves out).
-        until = self.clock()
+        # Loop's clock, not ours, stamps updated_at: reach past our now so a few minutes of
+        # skew cannot hide a return Loop updated a moment ago.
+        until = self.clock() + CLOCK_SKEW_ALLOWANCE
         since = _utc(order.created_at) - RETURN_SEARCH_WINDOW
         for ret in self.loop.iter_returns(since=since, until=until, filter="updated_at"):
             if matches(ret):
