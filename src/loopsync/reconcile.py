@@ -33,9 +33,6 @@ from loopsync.store import Store
 # exchange order was created. Loop creates the exchange order when it processes
 # the return, which can be weeks after the return was opened.
 RETURN_SEARCH_WINDOW = timedelta(days=90)
-# How far Loop's clock may run ahead of this machine's. GUESS: Loop accepts a list range
-# ending in the future (its docs only limit the range to 120 days).
-CLOCK_SKEW_ALLOWANCE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -507,9 +504,7 @@ class Reconciler:
                 return found.id
         # Fallback: the list, over a bounded window and every state (out-of-stock
         # exchanges wait in `review`, which Loop's default filter leaves out).
-        # Loop's clock, not ours, stamps updated_at: reach past our now so a few minutes of
-        # skew cannot hide a return Loop updated a moment ago.
-        until = self.clock() + CLOCK_SKEW_ALLOWANCE
+        until = self.clock()
         since = _utc(order.created_at) - RETURN_SEARCH_WINDOW
         for ret in self.loop.iter_returns(since=since, until=until, filter="updated_at"):
             if matches(ret):
