@@ -59,12 +59,14 @@ def recorded_clients(monkeypatch):
 
     def shopify(*args, **kwargs):
         recorder = Recorder()
+        kwargs.pop("sleep", None)  # service passes the current clock's sleep; record it instead
         client = ShopifyClient(*args, sleep=recorder, **kwargs)
         made["shopify"].append((client, recorder))
         return client
 
     def loop(*args, **kwargs):
         recorder = Recorder()
+        kwargs.pop("sleep", None)
         client = LoopClient(*args, sleep=recorder, **kwargs)
         made["loop"].append((client, recorder))
         return client
