@@ -378,38 +378,29 @@ class ShopifyClient:
         ``page_size`` is lowered to what keeps a page under the cost budget (4 today;
         see shopify_documents).
         """
-        first = docs.orders_page_size(page_size)
-        after: str | None = None
-        while True:
-            variables = {"first": first, "after": after, "query": query, "sortKey": sort_key}
-            data = self.execute(docs.ORDERS_PAGE, variables, "LoopsyncOrdersPage")
-            connection = _need(data, "orders", "the orders list")
-            for raw in _nodes(connection, "orders"):
-                yield self._order(raw)
-            page = connection.get("pageInfo") or {}
-            if not page.get("hasNextPage"):
-                return
-            after = page.get("endCursor")
-            if not after:
-                raise ApiError("Shopify said more orders follow but gave no cursor to fetch them.")
+        for raw in self._orders_pages(docs.ORDERS_PAGE, "LoopsyncOrdersPage", docs.orders_page_size(page_size), query, sort_key):
+            yield self._order(raw)
 
     def iter_order_summaries(
         self, query: str, *, sort_key: str = "UPDATED_AT", page_size: int = 250
     ) -> Iterator[OrderSummary]:
         """Id, name, tags and updatedAt of every order matching ``query``: the cheap first pass."""
         first = max(1, min(page_size, 250))
+        for raw in self._orders_pages(docs.ORDER_SUMMARIES_PAGE, "LoopsyncOrderSummariesPage", first, query, sort_key):
+            yield OrderSummary(
+                id=_need(raw, "id", "an order"),
+                name=_need(raw, "name", "an order"),
+                tags=tuple(raw.get("tags") or ()),
+                updated_at=_datetime(_need(raw, "updatedAt", "an order"), "an order's updatedAt"),
+            )
+
+    def _orders_pages(self, document: str, operation: str, first: int, query: str, sort_key: str) -> Iterator[dict]:
+        """Raw order nodes of ``orders(query:)``, following the cursor page by page."""
         after: str | None = None
         while True:
             variables = {"first": first, "after": after, "query": query, "sortKey": sort_key}
-            data = self.execute(docs.ORDER_SUMMARIES_PAGE, variables, "LoopsyncOrderSummariesPage")
-            connection = _need(data, "orders", "the orders list")
-            for raw in _nodes(connection, "orders"):
-                yield OrderSummary(
-                    id=_need(raw, "id", "an order"),
-                    name=_need(raw, "name", "an order"),
-                    tags=tuple(raw.get("tags") or ()),
-                    updated_at=_datetime(_need(raw, "updatedAt", "an order"), "an order's updatedAt"),
-                )
+            connection = _need(self.execute(document, variables, operation), "orders", "the orders list")
+            yield from _nodes(connection, "orders")
             page = connection.get("pageInfo") or {}
             if not page.get("hasNextPage"):
                 return
