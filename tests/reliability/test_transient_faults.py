@@ -7,6 +7,7 @@ Shopify's throttling is waited out from throttleStatus instead of hammering the 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections import Counter
 from functools import cache
 
@@ -41,16 +42,15 @@ def expected() -> dict:
 
 
 class Recorder:
-    """A client's sleep: records every wait, then really sleeps it."""
+    """A client's sleep: records every wait, then sleeps it with the sleep the client was given."""
 
-    def __init__(self) -> None:
+    def __init__(self, inner=time.sleep) -> None:
         self.waits: list[float] = []
+        self.inner = inner
 
     def __call__(self, seconds: float) -> None:
-        import time
-
         self.waits.append(seconds)
-        time.sleep(seconds)
+        self.inner(seconds)
 
 
 @pytest.fixture
@@ -58,15 +58,14 @@ def recorded_clients(monkeypatch):
     made: dict[str, list] = {"shopify": [], "loop": []}
 
     def shopify(*args, **kwargs):
-        recorder = Recorder()
-        kwargs.pop("sleep", None)  # service passes the current clock's sleep; record it instead
+        # service passes the current clock's sleep: record each wait, then sleep it with that.
+        recorder = Recorder(kwargs.pop("sleep", time.sleep))
         client = ShopifyClient(*args, sleep=recorder, **kwargs)
         made["shopify"].append((client, recorder))
         return client
 
     def loop(*args, **kwargs):
-        recorder = Recorder()
-        kwargs.pop("sleep", None)
+        recorder = Recorder(kwargs.pop("sleep", time.sleep))
         client = LoopClient(*args, sleep=recorder, **kwargs)
         made["loop"].append((client, recorder))
         return client
