@@ -504,7 +504,10 @@ class Reconciler:
                 return found.id
         # Fallback: the list, over a bounded window and every state (out-of-stock
         # exchanges wait in `review`, which Loop's default filter leaves out).
-        until = self.clock()
+        # An hour past our clock: Loop's may run ahead of ours, and a return it
+        # updated a moment ago must not fall outside the window. GUESS: Loop
+        # accepts a `to` in the future (the docs only bound the range's length).
+        until = self.clock() + timedelta(hours=1)
         since = _utc(order.created_at) - RETURN_SEARCH_WINDOW
         for ret in self.loop.iter_returns(since=since, until=until, filter="updated_at"):
             if matches(ret):

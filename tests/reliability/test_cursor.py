@@ -136,8 +136,6 @@ def test_clock_skew_between_this_machine_and_the_api(store, skew_minutes):
     assert_held(sb, first, second, third)
 
 
-@pytest.mark.xfail(strict=True, reason="reconcile._find_return lists Loop returns only up to this machine's now; "
-                   "the fix (reach past it) changes the recorded Loop requests, so cassettes must be re-recorded")
 def test_a_return_found_only_by_listing_with_the_api_clock_ahead(store):
     """Loop's list is searched by updated_at up to 'now': our now, minutes behind Loop's, must not
     hide a return Loop updated a moment ago (the note would wait until our clock caught up)."""
