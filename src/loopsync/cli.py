@@ -52,12 +52,18 @@ AnonymizeOption = Annotated[
 ]
 
 
+# State files this command opened; main() closes them however the command ends.
+_opened: list = []
+
+
 def _store(db: Path | None, *, create: bool = True):
     path = db or settings.default_db_path()
     if not create and not Path(path).expanduser().exists():
         # A typo in --db or a cron job run before `connect`: say so, and leave no empty state file behind.
         raise ConfigError(f"loopsync is not connected yet (no state file at {path}): run `loopsync connect` first.")
-    return service.open_store(path)
+    store = service.open_store(path)
+    _opened.append(store)
+    return store
 
 
 def _warn_permissions(store) -> None:
@@ -382,6 +388,14 @@ def main(argv: list[str] | None = None) -> int:
     args = [a for a in args if a != "--debug"]
     command = typer.main.get_command(app)
     try:
+        return _run(command, args, debug)
+    finally:
+        while _opened:
+            _opened.pop().close()
+
+
+def _run(command, args: list[str], debug: bool) -> int:
+    try:
         result = command.main(args=args, prog_name="loopsync", standalone_mode=False)
     except _ABORTS:
         render.err().print("Aborted; nothing was changed.")
@@ -409,7 +423,3 @@ def main(argv: list[str] | None = None) -> int:
         )
         return ExitCode.INTERNAL
     return int(result or 0)
-
-
-def run() -> None:
-    sys.exit(main())
