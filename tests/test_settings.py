@@ -154,7 +154,7 @@ def test_validate_api_url(url, ok):
 
 
 @pytest.mark.parametrize(
-    "secret", ["shpat_0123456789abcdef0123456789abcdef", "abcdefghijklmnop", "short", "a", "12345678901234"]
+    "secret", ["shpat_0123456789abcdef0123456789abcdef", "abcdefghijklmnop", "short", "a", "12345678901234"]  # fake
 )
 def test_fingerprint_reveals_at_most_four_characters(secret):
     shown = settings.fingerprint(secret)

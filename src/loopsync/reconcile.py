@@ -26,6 +26,7 @@ from loopsync import detect, failpoints
 from loopsync.errors import ApiError, NotFoundError, OutcomeUnknownError
 from loopsync.loop import LoopClient
 from loopsync.models import HOLD_HANDLE, FulfillmentOrder, Order, VariantInfo
+from loopsync.settings import Settings
 from loopsync.shopify import ShopifyClient
 from loopsync.store import Store
 
@@ -33,21 +34,6 @@ from loopsync.store import Store
 # exchange order was created. Loop creates the exchange order when it processes
 # the return, which can be weeks after the return was opened.
 RETURN_SEARCH_WINDOW = timedelta(days=90)
-
-
-@dataclass(frozen=True)
-class Options:
-    """Store-wide settings that shape decisions (persisted in the state file)."""
-
-    name_prefix: str | None = "EXC-"  # None: recognise separate exchanges by tag only
-    exchange_tag: str | None = None
-    native_tag: str | None = "Loop Exchange"
-    preorder_tag: str = "pre-order"
-    note_label: str = "loopsync"
-    metafield_namespace: str = "preorder"
-    metafield_key: str = "shipping_window"
-    lookback: timedelta = timedelta(days=7)
-    overlap: timedelta = timedelta(minutes=10)
 
 
 @dataclass
@@ -107,7 +93,7 @@ class Reconciler:
         store: Store,
         shopify: ShopifyClient,
         loop: LoopClient | None,
-        options: Options,
+        options: Settings,
         *,
         dry_run: bool = False,
         clock: Callable[[], datetime] = _now,
@@ -207,7 +193,7 @@ class Reconciler:
     def _kind(self, order: Order) -> str | None:
         o = self.options
         return detect.exchange_kind(
-            order, name_prefix=o.name_prefix, exchange_tag=o.exchange_tag, native_tag=o.native_tag
+            order, name_prefix=o.exchange_name_prefix, exchange_tag=o.exchange_tag, native_tag=o.native_exchange_tag
         )
 
     def _lookup_variants(self, orders: Iterable[Order]) -> dict[str, VariantInfo]:
@@ -518,7 +504,7 @@ class Reconciler:
         if kind == "native":
             return [{"order_id": order.legacy_id}]
         lookups = []
-        original = original_order_name(order, self.options.name_prefix)
+        original = original_order_name(order, self.options.exchange_name_prefix)
         if original:
             lookups.append({"order_name": original})
         for tag in order.tags:

@@ -14,7 +14,7 @@ from pathlib import Path
 from loopsync import clock, settings
 from loopsync.errors import ConfigError, CredentialsError
 from loopsync.loop import LoopClient
-from loopsync.reconcile import Options, OrderOutcome, Reconciler, ScanReport
+from loopsync.reconcile import OrderOutcome, Reconciler, ScanReport
 from loopsync.shopify import ClientCredentials, ShopifyClient, StaticToken
 from loopsync.store import Connection, Store
 
@@ -51,20 +51,9 @@ def open_store(db: Path | str) -> Store:
     return Store.open(Path(db))
 
 
-def options(store: Store) -> Options:
-    """The merchant's settings from the state file, validated, as the reconciler's options."""
-    s = settings.load_settings(store)
-    return Options(
-        name_prefix=s.exchange_name_prefix,
-        exchange_tag=s.exchange_tag,
-        native_tag=s.native_exchange_tag,
-        preorder_tag=s.preorder_tag,
-        note_label=s.note_label,
-        metafield_namespace=s.metafield_namespace,
-        metafield_key=s.metafield_key,
-        lookback=s.lookback,
-        overlap=s.overlap,
-    )
+def options(store: Store) -> settings.Settings:
+    """The merchant's settings from the state file, validated (what the reconciler decides with)."""
+    return settings.load_settings(store)
 
 
 def set_setting(store: Store, key: str, value: str | None) -> str | None:
