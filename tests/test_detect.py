@@ -96,8 +96,6 @@ def test_exchange_line_items_by_kind():
     assert detect.exchange_line_items(o, "separate") == lines
     assert detect.exchange_line_items(o, "native") == (lines[1],)
     assert detect.exchange_line_items(o, None) == ()
-    assert detect.variant_ids_to_look_up(o, "native") == [V2]
-    assert detect.variant_ids_to_look_up(o, "separate") == [V1, V2, V3]
 
 
 def vinfo(vid: str, *plans: PreorderPlan, metafield: str | None = None, exists: bool = True) -> VariantInfo:
@@ -253,8 +251,8 @@ def test_note_text_fits_loops_limit(length):
     window = "w" * length
     text = detect.note_text("PreProduct", window)
     assert len(text) <= 255
+    assert text.startswith("[PreProduct] This exchange item is on pre-order, estimated shipping: ")
     assert text.endswith(".")
-    assert detect.is_our_note(text, "PreProduct")
     full = f"[PreProduct] This exchange item is on pre-order, estimated shipping: {window}."
     if len(full) <= 255 and length:
         assert text == full
@@ -265,34 +263,6 @@ def test_note_text_fits_loops_limit(length):
 def test_note_text_rejects_a_label_that_leaves_no_room():
     with pytest.raises(ValueError):
         detect.note_text("x" * 250, "soon")
-
-
-@pytest.mark.parametrize(
-    ("content", "label", "ours"),
-    [
-        (
-            "[loopsync] This exchange item is on pre-order, estimated shipping: 15 March 2027.",
-            "loopsync",
-            True,
-        ),
-        ("  [loopsync] This exchange item is on pre-order, estimated shipping: later.  ", "loopsync", True),
-        (
-            "[loopsync] This exchange item is on pre-order, estimated shipping: 15 March 2027.",
-            "PreProduct",
-            False,
-        ),
-        ("[loopsync] This exchange item is on pre-order, estimated shipping: .", "loopsync", False),
-        ("[loopsync] something else", "loopsync", False),
-        (
-            "Customer called about [loopsync] This exchange item is on pre-order, estimated shipping: x.",
-            "loopsync",
-            False,
-        ),
-        ("", "loopsync", False),
-    ],
-)
-def test_is_our_note(content, label, ours):
-    assert detect.is_our_note(content, label) is ours
 
 
 @pytest.mark.parametrize(

@@ -82,11 +82,6 @@ def exchange_line_items(order: Order, kind: ExchangeKind | None) -> tuple[LineIt
     return ()
 
 
-def variant_ids_to_look_up(order: Order, kind: ExchangeKind | None) -> list[str]:
-    """The variants whose pre-order status :func:`preorder_lines` needs (batch them across orders)."""
-    return sorted({li.variant_id for li in exchange_line_items(order, kind) if li.variant_id})
-
-
 # --- which items are on pre-order? ----------------------------------------------------------
 
 
@@ -298,16 +293,6 @@ def note_text(label: str, window: str) -> str:
     if len(window) > room:
         window = window[: room - 1].rstrip() + "…"
     return f"{prefix}{window}."
-
-
-def is_our_note(content: str, label: str) -> bool:
-    """True for any loopsync pre-order note with this label, whatever its window (for de-duplication)."""
-    text = (content or "").strip()
-    return (
-        text.startswith(_note_prefix(label))
-        and text.endswith(".")
-        and len(text) > len(_note_prefix(label)) + 1
-    )
 
 
 # --- when to release ------------------------------------------------------------------------------------

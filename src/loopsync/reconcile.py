@@ -55,10 +55,6 @@ class OrderOutcome:
     actions: list[Action] = field(default_factory=list)
     pending: str | None = None  # why this order needs another pass
 
-    @property
-    def changed(self) -> bool:
-        return any(a.status == "done" for a in self.actions)
-
 
 @dataclass
 class ScanReport:
@@ -68,7 +64,6 @@ class ScanReport:
     orders_seen: int = 0
     exchanges_seen: int = 0
     outcomes: list[OrderOutcome] = field(default_factory=list)
-    finished: bool = False
     new_cursor: datetime | None = None
 
     def count(self, kind: str, status: str = "done") -> int:
@@ -124,7 +119,6 @@ class Reconciler:
                     self.scan_id, outcome="failed", counters=self._counters(report), error=type(exc).__name__
                 )
             raise
-        report.finished = True
         if self.scan_id is not None:
             outcome = "pending" if report.pending else "ok"
             # The cursor moves only after a finished scan, and only to a
@@ -244,7 +238,7 @@ class Reconciler:
 
         # Releases come first and run even when disconnected: a hold we placed
         # is ours to lift once its pre-order ships, whatever else changed.
-        self._release_shipped(order, preorder_line_ids, outcome)
+        self._release_shipped(order, overrides, outcome)
 
         if kind is None:
             outcome.decision, outcome.reason = "not_exchange", "not a Loop exchange order"
@@ -347,7 +341,7 @@ class Reconciler:
             variant_ids=list(variant_ids),
         )
 
-    def _release_shipped(self, order: Order, preorder_line_ids: set[str], outcome: OrderOutcome) -> None:
+    def _release_shipped(self, order: Order, overrides: dict[str, str], outcome: OrderOutcome) -> None:
         """Lift our hold on every fulfillment order with no pre-order item left.
 
         Shopify is the truth about which holds exist: a hold we placed but never
@@ -359,10 +353,11 @@ class Reconciler:
             if hold is None:
                 continue
             ours_at_shopify.add(fo.id)
-            still_preorder = any(li.line_item_id in preorder_line_ids for li in fo.lines)
-            if still_preorder:
-                continue
-            self._release(order, fo, hold.id, "scan", outcome, "its pre-order item shipped")
+            variant_ids = [li.variant_id for li in fo.lines if li.variant_id]
+            # Only positive evidence releases: a variant that was not looked up,
+            # or was deleted, keeps the hold (support can still release by hand).
+            if detect.release_needed(variant_ids, self._variants, overrides):
+                self._release(order, fo, hold.id, "scan", outcome, "its pre-order item shipped")
         # A hold the ledger calls active but Shopify no longer shows was lifted
         # by someone else (a merchant in the admin): respect that decision.
         for row in self.store.holds_for_order(order.id):
