@@ -158,6 +158,7 @@ def test_generate_section(tmp_path):
     ("apps: [{scopes: []}]\n", "apps[0]: title is required"),
     ("loop: {notes_shape: xml}\n", "loop.notes_shape"),
     ("products: {title: Hat}\n", "products: expected a list"),
+    ("shop: {bucket_size: -5}\n", "shop.bucket_size must be a positive number"),
 ])
 def test_bad_files_give_clear_errors(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
@@ -233,3 +234,11 @@ def test_generator_is_fast():
     started = time.monotonic()
     generate_store(World(now=NOW), orders=10_000, seed=0)
     assert time.monotonic() - started < 5
+
+
+def test_shop_section_sets_the_graphql_rate_limit(tmp_path):
+    path = tmp_path / "plus.yaml"
+    path.write_text("shop: {name: Plus Store, bucket_size: 20000, restore_rate: 1000}\n")
+    world = load_scenario(World(now=NOW), str(path))
+    assert (world.bucket_size, world.restore_rate) == (20000.0, 1000.0)
+    assert (World().bucket_size, World().restore_rate) == (2000.0, 100.0)

@@ -220,10 +220,21 @@ def _find_app(world: World, title: Any, where: str) -> str | None:
 
 
 def _load_shop(world: World, spec: dict[str, Any]) -> None:
-    _known(spec, {"name", "domain", "plan"}, "shop")
+    _known(spec, {"name", "domain", "plan", "bucket_size", "restore_rate"}, "shop")
     world.shop_name = str(spec.get("name", world.shop_name))
     world.shop_domain = str(spec.get("domain", world.shop_domain))
     world.plan = str(spec.get("plan", world.plan))
+    # The GraphQL rate limit: Shopify's Standard plan by default (2000-point bucket,
+    # 100 points a second); Plus stores get 20000 / 1000.
+    for key in ("bucket_size", "restore_rate"):
+        if key in spec:
+            try:
+                value = float(spec[key])
+            except (TypeError, ValueError):
+                value = 0.0
+            if value <= 0:
+                raise ScenarioError(f"shop.{key} must be a positive number, not {spec[key]!r}")
+            setattr(world, key, value)
 
 
 def _load_apps(world: World, specs: list[Any]) -> None:
