@@ -348,3 +348,23 @@ def test_a_key_echoed_by_loop_is_redacted(server, fake_time):
     with pytest.raises(ApiError, match=r"\[redacted\]") as info:
         client_for(server, fake_time).create_note(1, "hi")
     assert_no_secret(info.value)
+
+
+def test_the_client_paces_itself_under_loops_per_minute_limit(server, fake_time, monkeypatch):
+    """Loop allows 300 requests a minute per key: past our limit a request waits for the window, no 429."""
+    import loopsync.loop
+
+    assert 250 <= loopsync.loop.REQUESTS_PER_MINUTE < 300
+    monkeypatch.setattr(loopsync.loop, "REQUESTS_PER_MINUTE", 5)  # the same rule, fewer requests
+    server.script(*[Reply(body={"notes": []}) for _ in range(8)])
+    client = client_for(server, fake_time)
+    for _ in range(5):
+        client.notes(5501)
+    assert fake_time.sleeps == []
+    fake_time.now += 10  # ten seconds into the minute
+    client.notes(5501)
+    assert fake_time.sleeps == [pytest.approx(50.0)]
+    fake_time.now += 1
+    client.notes(5501)  # the window has moved on: the first five have aged out together
+    assert len(fake_time.sleeps) == 1
+    assert client.stats.requests == 7

@@ -8,6 +8,7 @@ Creating a note is not idempotent: it is never retried once Loop may have seen i
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +30,9 @@ NOTE_MAX_CHARS = 255
 # inclusive ends of a window safely inside the limit.
 MAX_WINDOW = timedelta(days=119)
 DEFAULT_STATES = ("open", "closed", "expired", "review")
+# Loop allows 300 requests a minute per key. Staying a little under it leaves
+# room for anything else using the same key; a 429 is still honoured.
+REQUESTS_PER_MINUTE = 290
 
 
 class LoopClient:
@@ -58,6 +62,7 @@ class LoopClient:
         self.clock = clock
         self.now = now
         self.stats = CallStats()
+        self._sent: deque[float] = deque()
 
     def __repr__(self) -> str:
         return f"LoopClient(base_url={self.base_url!r}, api_key=<redacted>)"
@@ -153,6 +158,7 @@ class LoopClient:
         operation = "create note"
 
         def attempt() -> tuple[int, Any]:
+            self._pace()
             self.stats.count(operation)
             try:
                 response = self.session.post(url, json={"content": content}, headers=self._headers(), timeout=self.timeout)
@@ -201,6 +207,20 @@ class LoopClient:
     def _headers(self) -> dict[str, str]:
         return {"X-Authorization": self._api_key}
 
+    def _pace(self) -> None:
+        """Wait, if needed, so this client never sends more than Loop's per-minute limit."""
+        now = self.clock()
+        while self._sent and now - self._sent[0] >= 60:
+            self._sent.popleft()
+        if len(self._sent) >= REQUESTS_PER_MINUTE:
+            wait = 60 - (now - self._sent[0])
+            self.sleep(wait)
+            self.stats.waited_seconds += wait
+            now = self.clock()
+            while self._sent and now - self._sent[0] >= 60:
+                self._sent.popleft()
+        self._sent.append(now)
+
     def _with_retries(self, attempt: Callable[[], Any]) -> Any:
         return http.call_with_retries(
             attempt,
@@ -216,6 +236,7 @@ class LoopClient:
         url = f"{self.api_url}{path}"
 
         def attempt() -> tuple[int, Any]:
+            self._pace()
             self.stats.count(operation)
             try:
                 response = self.session.get(url, params=params, headers=self._headers(), timeout=self.timeout)
