@@ -219,10 +219,6 @@ class HoldDecision:
     def fulfillment_order_id(self) -> str:
         return self.fulfillment_order.id
 
-    @property
-    def places_hold(self) -> bool:
-        return self.action in ("hold_whole", "hold_lines")
-
 
 def holdable(fo: FulfillmentOrder) -> tuple[bool, str]:
     """Whether Shopify will accept a hold on this fulfillment order, and why not."""

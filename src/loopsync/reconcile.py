@@ -271,9 +271,11 @@ class Reconciler:
 
     def _ensure_holds(self, order: Order, preorder, preorder_line_ids: set[str], outcome: OrderOutcome) -> None:
         window = outcome.window or "to be confirmed"
-        variant_ids = sorted({p.variant_id for p in preorder if p.variant_id})
+        order_variants = sorted({p.variant_id for p in preorder if p.variant_id})
         for step in detect.hold_plan(order, preorder_line_ids):
             fo = step.fulfillment_order
+            # The hold row remembers which pre-order variants this fulfillment order waits for.
+            variant_ids = list(step.variant_ids) or order_variants
             if step.action == "none":
                 if fo.our_hold is not None:
                     self._remember_hold(order, fo, fo.our_hold.id, window, variant_ids)
