@@ -29,11 +29,12 @@ def test_first_scan_holds_tags_and_notes_every_preorder_exchange(cli, connected,
     upsell_before = [(h.id, h.handle, h.reason, h.reason_notes, h.app_id) for h in probe.holds("EXC-1092-1")]
     mark = probe.mark()
 
-    result = _scan(cli, connected)
+    result = _scan(cli, connected, "--verbose")
 
     assert result.code == 0, result.output
     checks.no_secrets(result)
     assert "4 held, 4 tagged, 4 noted, 0 released, 0 pending" in result.err
+    assert "EXC-1091-1" in result.out and "pre-order lines only (split)" in result.out
 
     # Separate exchange order into the dated jacket pre-order: one hold, the tag, the note.
     [hold] = probe.holds("EXC-1086-1")
@@ -255,3 +256,29 @@ def test_wait_queues_behind_a_running_scan(cli, connected, probe):
 
     assert result.code == 0, result.output
     assert json.loads(result.out)["holds_placed"] == 4
+
+
+def test_under_cron_a_scan_that_acted_is_quiet_unless_verbose(cli, connected, probe):
+    """Off a terminal (cron) success prints nothing, even when holds were placed."""
+    result = _scan(cli, connected)
+    assert result.code == 0, result.output
+    assert result.out == "" and result.err == ""
+    assert probe.holds("EXC-1086-1")
+
+
+def test_at_a_terminal_a_scan_shows_what_it_did(capsys):
+    from datetime import UTC, datetime
+
+    from loopsync import render
+    from loopsync.reconcile import Action, OrderOutcome, ScanReport
+
+    report = ScanReport(scan_id=1, since=datetime(2026, 11, 1, tzinfo=UTC), dry_run=False)
+    report.outcomes.append(
+        OrderOutcome("gid://shopify/Order/1", "EXC-1086-1", "separate", "held", actions=[Action("hold", "fo", "whole")])
+    )
+    render.show_scan(report, verbose=False, interactive=True)
+    shown = capsys.readouterr()
+    assert "EXC-1086-1" in shown.out and "held" in shown.out
+    assert "1 held" in shown.err
+    render.show_scan(report, verbose=False, interactive=False)
+    assert capsys.readouterr() == ("", "")

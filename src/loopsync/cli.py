@@ -190,7 +190,9 @@ def scan(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="If another scan is running, wait for it instead of exiting 3.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print a summary even when nothing happened.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Print what was done and a summary, even off a terminal (cron).")
+    ] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
     record: RecordOption = None,
@@ -206,7 +208,7 @@ def scan(
     if as_json:
         render.print_json(render.scan_json(report))
     else:
-        render.show_scan(report, verbose=verbose or dry_run)
+        render.show_scan(report, verbose=verbose or dry_run, interactive=sys.stdout.isatty())
     if report.pending:
         raise typer.Exit(ExitCode.PENDING)
 

@@ -126,16 +126,16 @@ def scan_table(report: ScanReport) -> Table | None:
     return table
 
 
-def show_scan(report: ScanReport, *, verbose: bool) -> None:
-    """Quiet under cron: nothing on success with nothing done, unless --verbose."""
-    table = scan_table(report)
+def show_scan(report: ScanReport, *, verbose: bool, interactive: bool) -> None:
+    """Quiet under cron: off a terminal a scan prints only what needs attention (pending
+    orders), unless --verbose. At a terminal it shows what it did."""
+    table = scan_table(report) if (verbose or interactive) else None
     if table is not None:
         out().print(table)
     if table is not None or verbose or report.pending:
-        err().print(scan_summary(report))
-    if report.pending:
-        for o in report.pending:
-            err().print(f"pending: {o.order_name}: {o.pending}")
+        err().print(scan_summary(report), markup=False)
+    for o in report.pending:
+        message(f"pending: {o.order_name}: {o.pending}")
 
 
 # -- status -------------------------------------------------------------------

@@ -207,6 +207,7 @@ class ShopifyClient:
     def _attempt(self, document: str, variables: dict, operation: str, token: str, estimated: int) -> dict:
         self._pace(estimated)
         self.stats.count(operation)
+        self.stats.estimated_cost += estimated
         try:
             response = self.session.post(
                 self.graphql_url,
