@@ -44,3 +44,53 @@ def test_an_override_keeps_a_shipped_variant_held_until_it_is_removed(connected,
     assert cli(["preorders", "remove", jacket, "--db", str(connected)]).code == 0
     assert cli(["scan", "--db", str(connected)]).code == 0
     assert _our_handles(world, "EXC-1086-1") == []
+
+
+def _operations_since(world: World, mark: int) -> list[str]:
+    return [e.operation for e in world.log[mark:] if e.api == "shopify"]
+
+
+def test_held_orders_are_not_reread_every_scan_until_their_preorder_ships(connected, cli, sandbox):
+    """Level-triggered without the bill: a held order costs a variant lookup per scan, not a full read."""
+    from datetime import timedelta
+
+    world = sandbox.world
+    assert cli(["scan", "--db", str(connected)]).code == 0
+    world.advance(timedelta(hours=2))
+    world.touch_order(world.order_by_name("#1001").id)  # unrelated store activity moves the cursor on
+    # This scan still sees the orders our own holds and tags updated (they are newer
+    # than the cursor), once; after it the cursor is past them.
+    assert cli(["scan", "--db", str(connected)]).code == 0
+    mark = len(world.log)
+    assert cli(["scan", "--db", str(connected)]).code == 0
+    ops = _operations_since(world, mark)
+    assert "LoopsyncOrdersById" not in ops and "LoopsyncVariantsById" in ops
+
+    world.take_off_preorder(_variant(world, "JKT-L-PRE"))
+    mark = len(world.log)
+    assert cli(["scan", "--db", str(connected)]).code == 0
+    assert _operations_since(world, mark).count("LoopsyncOrdersById") == 1  # the two jacket orders, one batch
+    assert _our_handles(world, "EXC-1086-1") == [] and _our_handles(world, "EXC-1092-1") == []
+    assert _our_handles(world, "EXC-1091-1") == ["loopsync-preorder"]
+
+
+def test_a_hold_released_in_the_admin_is_respected(connected, cli, sandbox):
+    from datetime import timedelta
+
+    world = sandbox.world
+    assert cli(["scan", "--db", str(connected)]).code == 0
+    world.advance(timedelta(hours=2))
+    with world.lock:  # the merchant releases loopsync's hold in Shopify's admin
+        order = world.order_by_name("EXC-1086-1")
+        for fo_id in order.fulfillment_order_ids:
+            fo = world.fulfillment_orders[fo_id]
+            fo.holds = [h for h in fo.holds if h.handle != "loopsync-preorder"]
+            fo.status = "OPEN"
+        world.touch_order(order.id)
+    assert cli(["scan", "--db", str(connected)]).code == 0
+    assert cli(["scan", "--db", str(connected), "--since", "3h"]).code == 0
+    assert _our_handles(world, "EXC-1086-1") == []  # not put back
+    from loopsync.store import Store
+
+    with Store.open(connected) as store:
+        assert store.is_manually_released(order.id)

@@ -154,22 +154,51 @@ class Reconciler:
                 say(f"{report.orders_seen} orders read")
         report.new_cursor = newest
 
-        # Level-triggered: orders we hold, are waiting on, or were interrupted
-        # acting on are looked at every scan, whether Shopify reports them as
-        # updated or not (a pre-order shipping does not touch the order).
-        wanted.update(self.store.order_ids_needing_attention())
-        candidates: dict[str, Order] = {}
-        for order_id, order in self.shopify.fetch_orders(sorted(wanted)).items():
-            if order is not None:
-                candidates[order_id] = order
-            elif not self.dry_run:
-                self.store.forget_order(order_id, reason="order no longer exists in Shopify")
+        # Level-triggered: orders we are waiting on or were interrupted acting
+        # on are read in full every scan, whether Shopify reports them as
+        # updated or not.
+        wanted.update(p.order_id for p in self.store.pending_orders())
+        wanted.update(i.order_id for i in self.store.open_intents())
+        holds_by_order: dict[str, list] = {}
+        for row in self.store.active_holds():
+            holds_by_order.setdefault(row.order_id, []).append(row)
+        wanted.update(set(self.store.order_ids_needing_attention()) - set(holds_by_order))
+        candidates = self._fetch(wanted)
+        self._variants = self._lookup_variants(candidates.values(), holds_by_order)
+
+        # Orders we hold and Shopify did not report as updated are read in full
+        # only when their pre-order shipped (a shipping pre-order does not touch
+        # the order): a store with hundreds of held orders pays for a variant
+        # lookup each scan, not for hundreds of full orders. A hold released or
+        # an order changed in the admin bumps updatedAt, so the first pass sees it.
+        overrides = self.store.overrides()
+        shipped = {
+            order_id
+            for order_id, rows in holds_by_order.items()
+            if order_id not in candidates
+            and any(detect.release_needed(r.variant_ids, self._variants, overrides) for r in rows)
+        }
+        if shipped:
+            more = self._fetch(shipped)
+            candidates.update(more)
+            self._variants.update(self._lookup_variants(more.values(), {}, known=self._variants))
         report.exchanges_seen = sum(1 for o in candidates.values() if self._kind(o) is not None)
 
-        self._variants = self._lookup_variants(candidates.values())
         for order in sorted(candidates.values(), key=lambda o: (o.created_at, o.id)):
             say(f"reconciling {order.name}")
             report.outcomes.append(self.reconcile_order(order))
+
+    def _fetch(self, order_ids: set[str]) -> dict[str, Order]:
+        """Full orders by id; an order Shopify no longer has is forgotten."""
+        found: dict[str, Order] = {}
+        if not order_ids:
+            return found
+        for order_id, order in self.shopify.fetch_orders(sorted(order_ids)).items():
+            if order is not None:
+                found[order_id] = order
+            elif not self.dry_run:
+                self.store.forget_order(order_id, reason="order no longer exists in Shopify")
+        return found
 
     def _counters(self, report: ScanReport) -> dict[str, int]:
         return {
@@ -190,7 +219,9 @@ class Reconciler:
             order, name_prefix=o.exchange_name_prefix, exchange_tag=o.exchange_tag, native_tag=o.native_exchange_tag
         )
 
-    def _lookup_variants(self, orders: Iterable[Order]) -> dict[str, VariantInfo]:
+    def _lookup_variants(
+        self, orders: Iterable[Order], holds_by_order: dict[str, list], *, known: dict[str, VariantInfo] | None = None
+    ) -> dict[str, VariantInfo]:
         """One batched lookup per scan: Loop's exchange items carry no selling plan."""
         wanted: set[str] = set()
         for order in orders:
@@ -201,8 +232,10 @@ class Reconciler:
             for fo in order.fulfillment_orders:
                 if fo.our_hold is not None:
                     wanted.update(li.variant_id for li in fo.lines if li.variant_id)
-        for hold in self.store.active_holds():
-            wanted.update(hold.variant_ids)
+        for rows in holds_by_order.values():
+            for row in rows:
+                wanted.update(row.variant_ids)
+        wanted -= set(known or ())
         if not wanted:
             return {}
         return self.shopify.variant_info(
