@@ -1,8 +1,9 @@
 """How much a scan costs, measured against the sandbox over real HTTP.
 
 For generated stores of several sizes this runs a first scan (everything in the
-lookback window is new), a steady-state scan (nothing new) and a scan after a
-pre-order ships, and reports for each: wall time, Shopify requests, the query
+lookback window is new), the scan right after it (which re-reads, once, the
+orders its own holds and tags updated), a steady-state scan an hour later
+(nothing new) and a scan after every pre-order ships, and reports for each: wall time, Shopify requests, the query
 cost twice (as the sandbox charged it, and as loopsync estimated it before
 sending: the sandbox charges `nodes(ids:)` as one object, a GUESS, so our own
 per-id estimate is the safer bound), Loop requests, and the time Shopify's
@@ -21,6 +22,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from loopsync import service
@@ -76,7 +78,13 @@ def bench(orders: int) -> list:
             loop_api_url=sb.url,
         )
         run_scan(store, f"{orders}: first scan", rows)
-        run_scan(store, f"{orders}: nothing new", rows)
+        # Our own holds and tags updated those orders: the next scan reads them once more.
+        run_scan(store, f"{orders}: right after", rows)
+        # Steady state: an hour on, with unrelated store activity having moved the cursor.
+        world.advance(timedelta(hours=1))
+        world.touch_order(next(o.id for o in world.orders.values() if not o.name.startswith("EXC-")))
+        run_scan(store, f"{orders}: 1 h later", rows)
+        run_scan(store, f"{orders}: steady state", rows)
         for variant in generated.preorder_variant_ids:
             world.take_off_preorder(variant)
         run_scan(store, f"{orders}: pre-orders ship", rows)
