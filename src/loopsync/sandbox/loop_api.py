@@ -168,8 +168,7 @@ class LoopAPI:
         self.limiter = RateLimiter(clock or self._default_clock)
 
     def _default_clock(self) -> float:
-        offset = getattr(self.world, "_offset", timedelta(0))
-        return time.monotonic() + offset.total_seconds()
+        return time.monotonic() + self.world.offset.total_seconds()
 
     # -- entry point --
 
@@ -381,7 +380,7 @@ class LoopAPI:
                 # Loop's documented NoReturnNotes answer.
                 return 422, {}, False
             # "documented": {"notes": [...]} with ISO times; "bare_array": what the field saw.
-            shape = getattr(self.world, "loop_notes_shape", "documented")
+            shape = self.world.loop_notes_shape
             if shape == "bare_array":
                 return 200, {}, [
                     {"id": n.id, "content": n.content, "created_at": n.created_at.strftime("%Y-%m-%d %H:%M:%S")}

@@ -265,7 +265,7 @@ def _load_loop(world: World, spec: dict[str, Any]) -> None:
         if spec["notes_shape"] not in ("documented", "bare_array"):
             raise ScenarioError("loop.notes_shape: must be documented or bare_array")
         # Read by loop_api; not a World field because only the notes endpoint cares.
-        world.loop_notes_shape = spec["notes_shape"]  # type: ignore[attr-defined]
+        world.loop_notes_shape = spec["notes_shape"]
 
 
 def _load_products(world: World, specs: list[Any]) -> None:
@@ -580,7 +580,7 @@ def load_data(world: World, data: Mapping[str, Any], *, seed: int = 0, label: st
         _known(dict(data), _TOP_KEYS, "top level")
         if data.get("now") is not None:
             # Freezing the clock must happen before any relative time is read.
-            world._frozen_now = parse_when(data["now"], world, "now")  # World has no setter for it
+            world.freeze(parse_when(data["now"], world, "now"))
         _load_shop(world, _mapping(data.get("shop"), "shop"))
         _load_apps(world, _list(data.get("apps"), "apps"))
         _load_loop(world, _mapping(data.get("loop"), "loop"))

@@ -270,6 +270,9 @@ class World:
         self.loop_api_keys: dict[str, set[str]] = {}  # key -> granted scopes ("returns", ...)
         self.loop_returns: dict[int, LoopReturn] = {}
         self.loop_rate_per_minute = 300
+        # How GET .../notes answers: Loop's documented {"notes": [...]}, or the bare
+        # array with "Y-m-d H:i:s" times that public fixtures show ("bare_array").
+        self.loop_notes_shape = "documented"
 
         self.log: list[LogEntry] = []
 
@@ -288,6 +291,17 @@ class World:
     def advance(self, delta: timedelta) -> None:
         with self.lock:
             self._offset += delta
+
+    @property
+    def offset(self) -> timedelta:
+        """How far ``advance`` has moved this world's clock in total."""
+        return self._offset
+
+    def freeze(self, at: datetime) -> None:
+        """Stop the clock at ``at``: from now on only ``advance`` moves it."""
+        with self.lock:
+            self._frozen_now = at
+            self._offset = timedelta(0)
 
     def next_id(self) -> int:
         return next(self._ids)
