@@ -26,6 +26,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from loopsync import service
+from loopsync.demo import connect_to_sandbox
 from loopsync.sandbox.generator import generate_store
 from loopsync.sandbox.server import Sandbox
 from loopsync.shopify import ShopifyClient, StaticToken
@@ -69,14 +70,7 @@ def bench(orders: int) -> list:
         generated = generate_store(world, orders=orders, exchange_share=0.1, preorder_share=0.5, seed=42)
         creds = sb.credentials
         store = service.open_store(Path(tmp) / "bench.db")
-        service.connect(
-            store,
-            shop=creds["shop_domain"],
-            shopify=service.ShopifyCredentials(token=creds["shopify_token"]),
-            loop_key=creds["loop_api_key"],
-            shopify_api_url=sb.url,
-            loop_api_url=sb.url,
-        )
+        connect_to_sandbox(store, sb)
         run_scan(store, f"{orders}: first scan", rows)
         # Our own holds and tags updated those orders: the next scan reads them once more.
         run_scan(store, f"{orders}: right after", rows)

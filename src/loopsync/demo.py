@@ -70,21 +70,26 @@ def _ship_dated_preorder(world) -> str:
     raise RuntimeError("the demo scenario has no dated pre-order variant")
 
 
+def connect_to_sandbox(store, sandbox: Sandbox) -> service.ConnectResult:
+    """``loopsync connect`` against a running sandbox, with its (fake) static token and Loop key."""
+    creds = sandbox.credentials
+    return service.connect(
+        store,
+        shop=creds["shop_domain"],
+        shopify=service.ShopifyCredentials(token=creds["shopify_token"]),
+        loop_key=creds["loop_api_key"],
+        shopify_api_url=sandbox.url,
+        loop_api_url=sandbox.url,
+    )
+
+
 def run_demo(*, keep_db: Path | None = None) -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="loopsync-demo-") as tmp, Sandbox(scenario="demo") as sandbox:
         db = keep_db or Path(tmp) / "demo.db"
-        creds = sandbox.credentials
         _step(f"1. A sandbox Shopify store and Loop account are running at {sandbox.url}")
         store = service.open_store(db)
-        result = service.connect(
-            store,
-            shop=creds["shop_domain"],
-            shopify=service.ShopifyCredentials(token=creds["shopify_token"]),
-            loop_key=creds["loop_api_key"],
-            shopify_api_url=sandbox.url,
-            loop_api_url=sandbox.url,
-        )
+        result = connect_to_sandbox(store, sandbox)
         render.out().print(
             f"Connected to {result.shop_name} ({result.shop}); Loop API key accepted; "
             f"scopes: {', '.join(result.scopes)}"
