@@ -1,4 +1,5 @@
-"""Shared fixtures for the sandbox's Shopify tests: one schema per session, a frozen-clock world."""
+"""Shared fixtures for the sandbox's Shopify tests: one schema per session, a frozen-clock world,
+and a client that talks to it over real HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import requests
 
 from loopsync.sandbox.builders import add_app, add_order, add_product, add_selling_plan_group
+from loopsync.sandbox.server import Sandbox
 from loopsync.sandbox.shopify_graphql import ShopifyGraphQL
 from loopsync.sandbox.world import World
 from loopsync.schema import admin_schema
@@ -44,8 +47,11 @@ def api(world, schema, app) -> ShopifyGraphQL:
 
 
 class Client:
-    def __init__(self, api: ShopifyGraphQL, token: str | None = TOKEN) -> None:
-        self.api = api
+    """Sends GraphQL to the sandbox over real HTTP on 127.0.0.1, as loopsync does."""
+
+    def __init__(self, sandbox: Sandbox, token: str | None = TOKEN) -> None:
+        self.url = f"{sandbox.url}/admin/api/2026-10/graphql.json"
+        self.session = requests.Session()
         self.token = token
 
     def raw(self, query: str, variables: dict[str, Any] | None = None, token: str | None = None,
@@ -53,9 +59,11 @@ class Client:
         body = {"query": query, "variables": variables or {}}
         if operation_name:
             body["operationName"] = operation_name
-        status, _headers, payload = self.api.handle(token=token or self.token, body=json.dumps(body).encode())
-        # Everything the endpoint returns must survive JSON encoding, as the HTTP server sends it.
-        return status, json.loads(json.dumps(payload))
+        response = self.session.post(
+            self.url, data=json.dumps(body), timeout=10,
+            headers={"X-Shopify-Access-Token": token or self.token or "", "Content-Type": "application/json"},
+        )
+        return response.status_code, response.json()
 
     def __call__(self, query: str, variables: dict[str, Any] | None = None, **kw: Any) -> Any:
         status, payload = self.raw(query, variables, **kw)
@@ -69,8 +77,15 @@ class Client:
 
 
 @pytest.fixture
-def gql(api) -> Client:
-    return Client(api)
+def http_sandbox(world, app):
+    """The sandbox's HTTP server over this test's world (every request is real HTTP)."""
+    with Sandbox(world) as sb:
+        yield sb
+
+
+@pytest.fixture
+def gql(http_sandbox) -> Client:
+    return Client(http_sandbox)
 
 
 @pytest.fixture
@@ -93,6 +108,6 @@ def store(world):
 
 
 @pytest.fixture
-def client_for(api):
+def client_for(http_sandbox):
     """A client calling the same endpoint with another token."""
-    return lambda token: Client(api, token)
+    return lambda token: Client(http_sandbox, token)
