@@ -888,9 +888,12 @@ def _hold(_src, info, id, fulfillmentHold, **_):
 def _split(world: World, fo: FulfillmentOrder, held: dict[str, int]) -> FulfillmentOrder:
     """Keep the held quantities on ``fo``; move the rest to a new fulfillment order.
 
-    GUESS: Shopify documents that the unheld items come back as ``remainingFulfillmentOrder``;
-    that the held items stay on the original id (rather than the reverse) is what the
-    payload's wording implies but is UNCONFIRMED.
+    Shopify documents that the unheld items come back as ``remainingFulfillmentOrder``
+    (FulfillmentOrderHoldPayload), and for ``fulfillmentOrderSplit`` that
+    ``fulfillmentOrder`` is "the original fulfillment order as a result of the split"
+    (FulfillmentOrderSplitResult). GUESS: a hold's split keeps the original id for the
+    held items in the same way; loopsync does not depend on it (it records the id
+    the payload names).
     """
     now = world.now()
     moved: list[FulfillmentOrderLineItem] = []
