@@ -30,6 +30,23 @@ def isolated_env(tmp_path_factory, monkeypatch) -> None:
 
 
 @pytest.fixture
+def server():
+    """A scripted HTTP server on 127.0.0.1, for answers the sandbox never gives (tests/fakehttp.py)."""
+    from fakehttp import FakeServer
+
+    with FakeServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def fake_time():
+    """An injected clock and sleep: sleeping advances the clock and is recorded."""
+    from fakehttp import FakeTime
+
+    return FakeTime()
+
+
+@pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     """A fresh demo store per test, served over real HTTP on 127.0.0.1."""
     with Sandbox(scenario="demo") as sb:

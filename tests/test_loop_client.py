@@ -7,7 +7,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from fakehttp import FakeServer, FakeTime, Recorded, Reply, closed_port_url
+from fakehttp import FakeTime, Recorded, Reply, closed_port_url
 from loopsync.errors import ApiError, CredentialsError, OutcomeUnknownError, TransientApiError
 from loopsync.http import error_message_from_body, parse_retry_after
 from loopsync.loop import KEY_REJECTED, NOTE_MAX_CHARS, LoopClient
@@ -31,17 +31,6 @@ RETURN = {
         }
     ],
 }
-
-
-@pytest.fixture
-def server():
-    with FakeServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def fake_time():
-    return FakeTime()
 
 
 def client_for(server, fake_time, **kwargs):

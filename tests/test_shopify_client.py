@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fakehttp import FakeServer, FakeTime, Recorded, Reply
+from fakehttp import FakeTime, Recorded, Reply
 from loopsync import shopify_documents as docs
 from loopsync.errors import ApiError, CredentialsError, GraphQLError, TransientApiError
 from loopsync.schema import API_VERSION
@@ -113,17 +113,6 @@ def order_node(number=1001, name=None, **overrides):
     }
     node.update(overrides)
     return node
-
-
-@pytest.fixture
-def server():
-    with FakeServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def fake_time():
-    return FakeTime()
 
 
 def client_for(server, fake_time, auth=None, **kwargs):
@@ -616,14 +605,6 @@ def test_granted_scopes(server, fake_time):
 
 
 # --- against the real sandbox ---------------------------------------------------------
-
-
-@pytest.fixture
-def sandbox():
-    from loopsync.sandbox.server import Sandbox
-
-    with Sandbox() as sb:
-        yield sb
 
 
 def sandbox_client(sb, **kwargs):

@@ -66,6 +66,15 @@ def _store(db: Path | None, *, create: bool = True):
     return store
 
 
+def _confirm(yes: bool, verb: str, question: str) -> None:
+    """Ask before a change a person should mean; scripts say --yes (no terminal, no guessing)."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError(f"Refusing to {verb} without confirmation: pass --yes.")
+    typer.confirm(question, abort=True)
+
+
 def _warn_permissions(store) -> None:
     for warning in store.warnings:
         render.message(f"warning: {warning}")
@@ -167,13 +176,11 @@ def disconnect(
     """Forget the Loop key: no new holds or notes; existing holds are still released when they ship."""
     store = _store(db, create=False)
     service.require_connection(store)
-    if not yes:
-        if not sys.stdin.isatty():
-            raise ConfigError("Refusing to disconnect without confirmation: pass --yes.")
-        typer.confirm(
-            "Disconnect Loop Returns? Existing holds and notes stay and are released when their pre-order ships.",
-            abort=True,
-        )
+    _confirm(
+        yes,
+        "disconnect",
+        "Disconnect Loop Returns? Existing holds and notes stay and are released when their pre-order ships.",
+    )
     if service.disconnect(store):
         render.err().print("Loop Returns disconnected. Holds already placed will still be released when they ship.")
     else:
@@ -226,10 +233,7 @@ def release(
     """Lift loopsync's holds on one order by hand; later scans will not hold it again."""
     store = _store(db, create=False)
     service.require_connection(store)
-    if not yes:
-        if not sys.stdin.isatty():
-            raise ConfigError("Refusing to release without confirmation: pass --yes.")
-        typer.confirm(f"Release loopsync's holds on {order}? It may then ship before the stock exists.", abort=True)
+    _confirm(yes, "release", f"Release loopsync's holds on {order}? It may then ship before the stock exists.")
     with recording.for_command(record=record, replay=replay, anonymize=anonymize, store=store):
         outcome = service.release(store, order)
     if as_json:
