@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from loopsync import detect, failpoints
 from loopsync.errors import ApiError, NotFoundError, OutcomeUnknownError
@@ -321,24 +322,24 @@ class Reconciler:
             if self.dry_run:
                 outcome.actions.append(Action("hold", fo.id, f"would hold {detail}", "planned"))
                 continue
-            failpoints.reached("hold.before")
-            action_id = self.store.begin_action(
-                "hold", order.id, fo.id, f"hold:{fo.id}", {"line_items": step.line_items, "notes": notes}
+            action_id, result = self._send(
+                "hold",
+                order.id,
+                fo.id,
+                f"hold:{fo.id}",
+                {"line_items": step.line_items, "notes": notes},
+                partial(
+                    self.shopify.hold,
+                    fo.id,
+                    handle=HOLD_HANDLE,
+                    reason_notes=notes,
+                    line_items=step.line_items or None,
+                ),
             )
-            failpoints.reached("hold.intent")
-            try:
-                result = self.shopify.hold(
-                    fo.id, handle=HOLD_HANDLE, reason_notes=notes, line_items=step.line_items or None
-                )
-            except ApiError:
-                self.store.finish_action(action_id, "unknown", {"error": "request failed"})
-                raise
-            failpoints.reached("hold.sent")
             codes = {e.code for e in result.user_errors}
             if result.hold is not None:
                 held_fo = result.fulfillment_order_id or fo.id
-                self.store.finish_action(action_id, "done", {"hold_id": result.hold.id, "fo": held_fo})
-                failpoints.reached("hold.recorded")
+                self._done("hold", action_id, {"hold_id": result.hold.id, "fo": held_fo})
                 self._remember_hold(order, fo, result.hold.id, window, variant_ids, fo_id=held_fo)
                 outcome.actions.append(Action("hold", held_fo, detail))
             elif "DUPLICATE_FULFILLMENT_HOLD_HANDLE" in codes:
@@ -413,27 +414,49 @@ class Reconciler:
         if self.dry_run:
             outcome.actions.append(Action("release", fo.id, f"would release ({why})", "planned"))
             return
-        failpoints.reached("release.before")
-        action_id = self.store.begin_action("release", order.id, fo.id, f"release:{hold_id}", {"hold_id": hold_id})
-        failpoints.reached("release.intent")
-        try:
-            errors = self.shopify.release_hold(fo.id, [hold_id])
-        except ApiError:
-            self.store.finish_action(action_id, "unknown", {"error": "request failed"})
-            raise
-        failpoints.reached("release.sent")
+        action_id, errors = self._send(
+            "release", order.id, fo.id, f"release:{hold_id}", {"hold_id": hold_id},
+            lambda: self.shopify.release_hold(fo.id, [hold_id]),
+        )
         if errors:
             message = "; ".join(f"{e.code or 'ERROR'}: {e.message}" for e in errors)
             self.store.finish_action(action_id, "failed", {"user_errors": message})
             outcome.actions.append(Action("release", fo.id, message, "failed"))
             outcome.pending = f"Shopify refused to release the hold on {fo.id}: {message}"
             return
-        self.store.finish_action(action_id, "done", {"hold_id": hold_id})
-        failpoints.reached("release.recorded")
+        self._done("release", action_id, {"hold_id": hold_id})
         self.store.mark_hold_released(fo.id, by=by, at=self.clock())
         outcome.actions.append(Action("release", fo.id, why))
         if outcome.decision in ("ignored", "no_preorder_items"):
             outcome.decision, outcome.reason = "released", why
+
+    # -- the ledger around every side effect --------------------------------------
+
+    def _send(self, kind: str, order_id: str, target: str, key: str, payload: dict, call, *, refused: str = "unknown"):
+        """Write the intent, make the call, and return (action id, its answer).
+
+        A call that may or may not have taken effect leaves the action ``unknown``
+        for the next pass to verify; ``refused`` is the status of any other API
+        failure: ``unknown`` for Shopify's mutations (a retried request may have
+        landed), ``failed`` where the API said no.
+        """
+        failpoints.reached(f"{kind}.before")
+        action_id = self.store.begin_action(kind, order_id, target, key, payload)
+        failpoints.reached(f"{kind}.intent")
+        try:
+            answer = call()
+        except OutcomeUnknownError:
+            self.store.finish_action(action_id, "unknown", {"error": "outcome unknown"})
+            raise
+        except ApiError:
+            self.store.finish_action(action_id, refused, {"error": "request failed"})
+            raise
+        failpoints.reached(f"{kind}.sent")
+        return action_id, answer
+
+    def _done(self, kind: str, action_id: int, result: dict) -> None:
+        self.store.finish_action(action_id, "done", result)
+        failpoints.reached(f"{kind}.recorded")
 
     # -- tag ------------------------------------------------------------------
 
@@ -444,22 +467,15 @@ class Reconciler:
         if self.dry_run:
             outcome.actions.append(Action("tag", order.id, f"would add tag '{tag}'", "planned"))
             return
-        failpoints.reached("tag.before")
-        action_id = self.store.begin_action("tag", order.id, tag, f"tag:{order.id}:{tag}", {"tag": tag})
-        failpoints.reached("tag.intent")
-        try:
-            errors = self.shopify.add_tags(order.id, [tag])
-        except ApiError:
-            self.store.finish_action(action_id, "unknown", {"error": "request failed"})
-            raise
-        failpoints.reached("tag.sent")
+        action_id, errors = self._send(
+            "tag", order.id, tag, f"tag:{order.id}:{tag}", {"tag": tag}, lambda: self.shopify.add_tags(order.id, [tag])
+        )
         if errors:
             message = "; ".join(e.message for e in errors)
             self.store.finish_action(action_id, "failed", {"user_errors": message})
             outcome.pending = f"Shopify refused the tag: {message}"
             return
-        self.store.finish_action(action_id, "done", {"tag": tag})
-        failpoints.reached("tag.recorded")
+        self._done("tag", action_id, {"tag": tag})
         outcome.actions.append(Action("tag", order.id, f"added tag '{tag}'"))
 
     # -- note -------------------------------------------------------------------
@@ -483,23 +499,14 @@ class Reconciler:
         if self.dry_run:
             outcome.actions.append(Action("note", str(return_id), f"would post: {content}", "planned"))
             return
-        failpoints.reached("note.before")
-        action_id = self.store.begin_action(
-            "note", order.id, str(return_id), f"note:{return_id}:{content}", {"content": content}
+        # Loop's note is not idempotent: a failure Loop reports is "failed", one whose
+        # outcome is unknown is verified from the notes list next pass, never resent blindly.
+        action_id, _ = self._send(
+            "note", order.id, str(return_id), f"note:{return_id}:{content}", {"content": content},
+            lambda: self.loop.create_note(return_id, content),
+            refused="failed",
         )
-        failpoints.reached("note.intent")
-        try:
-            self.loop.create_note(return_id, content)
-        except OutcomeUnknownError:
-            # Never resend blindly: the next pass reads the notes list first.
-            self.store.finish_action(action_id, "unknown", {"error": "outcome unknown"})
-            raise
-        except ApiError:
-            self.store.finish_action(action_id, "failed", {"error": "request failed"})
-            raise
-        failpoints.reached("note.sent")
-        self.store.finish_action(action_id, "done", {"return_id": return_id})
-        failpoints.reached("note.recorded")
+        self._done("note", action_id, {"return_id": return_id})
         self.store.record_note(return_id, content, order_id=order.id)
         outcome.actions.append(Action("note", str(return_id), content))
 
