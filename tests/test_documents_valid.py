@@ -8,8 +8,8 @@ import re
 import pytest
 from graphql import OperationDefinitionNode, parse, validate
 
-from loopsync import shopify_documents as docs
 from loopsync.schema import admin_schema
+from loopsync.shopify import documents as docs
 
 SHOPIFY_QUERY_COST_LIMIT = 1000
 
@@ -62,7 +62,7 @@ def test_cost_estimate_follows_shopifys_rules():
         "query A($n: Int!) { orders(first: $n) { nodes { lineItems(first: 5) { nodes { id } } } } }", {"n": 3}
     ) == 2 + 3 * (1 + 2 + 5)
     assert docs.estimate_cost("mutation A { tagsAdd(id: 1, tags: []) { userErrors { message } } }") == 10 + 1 + 1
-    assert docs.ORDER_COST == 173  # documented in shopify_documents' module docstring
+    assert docs.ORDER_COST == 173  # documented in shopify.documents' module docstring
     assert docs.orders_page_size(50) == 4
 
 

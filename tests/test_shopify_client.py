@@ -7,16 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from fakehttp import FakeTime, Recorded, Reply
-from loopsync import shopify_documents as docs
 from loopsync.errors import ApiError, CredentialsError, GraphQLError, TransientApiError
 from loopsync.schema import API_VERSION
-from loopsync.shopify import (
-    DEFAULT_HOLD_REASON,
-    THROTTLE_FALLBACK_WAIT,
-    ClientCredentials,
-    ShopifyClient,
-    StaticToken,
-)
+from loopsync.shopify import ClientCredentials, ShopifyClient, StaticToken
+from loopsync.shopify import documents as docs
+from loopsync.shopify.client import DEFAULT_HOLD_REASON
+from loopsync.shopify.transport import THROTTLE_FALLBACK_WAIT
 
 TOKEN = "shpat_secret_token_value_123"
 CLIENT_SECRET = "shpss_client_secret_value_456"

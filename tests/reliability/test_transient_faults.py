@@ -18,7 +18,8 @@ from loopsync import http, service
 from loopsync.loop import LoopClient
 from loopsync.sandbox.faults import FaultPlan
 from loopsync.sandbox.generator import generate_store
-from loopsync.shopify import THROTTLE_FALLBACK_WAIT, ShopifyClient
+from loopsync.shopify import ShopifyClient
+from loopsync.shopify.transport import THROTTLE_FALLBACK_WAIT
 
 FAULTS = "5xx=0.2,drop=0.05,throttle=0.1,slow=0.05:0.2,malformed=0.05"
 SEEDS = range(12) if FULL else range(2)
