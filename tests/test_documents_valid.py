@@ -9,6 +9,7 @@ import pytest
 from graphql import OperationDefinitionNode, parse, validate
 
 from loopsync.schema import admin_schema
+from loopsync.shopify import cost
 from loopsync.shopify import documents as docs
 
 SHOPIFY_QUERY_COST_LIMIT = 1000
@@ -41,29 +42,29 @@ def test_release_hold_requires_hold_ids():
 # Sizes the client actually sends (see ShopifyClient): pages and batches are derived
 # from the estimate, follow-up pages use fixed sizes in the documents themselves.
 SENT_SIZES = {
-    "LoopsyncOrdersPage": {"first": docs.orders_page_size(250)},
-    "LoopsyncOrdersById": {"ids": [0] * docs.orders_page_size(250)},
-    "LoopsyncVariantsById": {"ids": [0] * docs.variants_batch_size()},
+    "LoopsyncOrdersPage": {"first": cost.orders_page_size(250)},
+    "LoopsyncOrdersById": {"ids": [0] * cost.orders_page_size(250)},
+    "LoopsyncVariantsById": {"ids": [0] * cost.variants_batch_size()},
 }
 
 
 @pytest.mark.parametrize("name", sorted(docs.ALL_DOCUMENTS))
 def test_requested_cost_stays_under_the_limit(name):
-    cost = docs.estimate_cost(docs.ALL_DOCUMENTS[name], SENT_SIZES.get(name, {}))
-    assert cost <= docs.QUERY_COST_BUDGET < SHOPIFY_QUERY_COST_LIMIT
+    requested = cost.estimate_cost(docs.ALL_DOCUMENTS[name], SENT_SIZES.get(name, {}))
+    assert requested <= cost.QUERY_COST_BUDGET < SHOPIFY_QUERY_COST_LIMIT
 
 
 def test_cost_estimate_follows_shopifys_rules():
     # connection: 2 + first × (1 per node + nested); scalars free; objects 1
-    assert docs.estimate_cost("query A { orders(first: 10) { nodes { id } } }") == 12
-    assert docs.estimate_cost("query A { orders(first: 10) { nodes { id app { name } } } }") == 22
-    assert docs.estimate_cost("query A { shop { name } }") == 1
-    assert docs.estimate_cost(
+    assert cost.estimate_cost("query A { orders(first: 10) { nodes { id } } }") == 12
+    assert cost.estimate_cost("query A { orders(first: 10) { nodes { id app { name } } } }") == 22
+    assert cost.estimate_cost("query A { shop { name } }") == 1
+    assert cost.estimate_cost(
         "query A($n: Int!) { orders(first: $n) { nodes { lineItems(first: 5) { nodes { id } } } } }", {"n": 3}
     ) == 2 + 3 * (1 + 2 + 5)
-    assert docs.estimate_cost("mutation A { tagsAdd(id: 1, tags: []) { userErrors { message } } }") == 10 + 1 + 1
-    assert docs.ORDER_COST == 173  # documented in shopify.documents' module docstring
-    assert docs.orders_page_size(50) == 4
+    assert cost.estimate_cost("mutation A { tagsAdd(id: 1, tags: []) { userErrors { message } } }") == 10 + 1 + 1
+    assert cost.ORDER_COST == 173  # documented in shopify.cost's module docstring
+    assert cost.orders_page_size(50) == 4
 
 
 def test_cost_estimate_matches_the_sandbox_for_an_orders_page():
@@ -75,4 +76,4 @@ def test_cost_estimate_matches_the_sandbox_for_an_orders_page():
         creds = sb.credentials
         client = ShopifyClient(creds["shop_domain"], StaticToken(creds["shopify_token"]), base_url=sb.url)
         client.execute(docs.ORDERS_PAGE, {"first": 4, "query": "name:1001"}, "LoopsyncOrdersPage")
-    assert client.stats.requested_cost == docs.estimate_cost(docs.ORDERS_PAGE, {"first": 4})
+    assert client.stats.requested_cost == cost.estimate_cost(docs.ORDERS_PAGE, {"first": 4})

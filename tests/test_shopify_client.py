@@ -12,6 +12,13 @@ from loopsync.schema import API_VERSION
 from loopsync.shopify import ClientCredentials, ShopifyClient, StaticToken
 from loopsync.shopify import documents as docs
 from loopsync.shopify.client import DEFAULT_HOLD_REASON
+from loopsync.shopify.cost import (
+    ORDER_COST,
+    QUERY_COST_BUDGET,
+    estimate_cost,
+    orders_page_size,
+    variants_batch_size,
+)
 from loopsync.shopify.transport import THROTTLE_FALLBACK_WAIT
 
 TOKEN = "shpat_secret_token_value_123"
@@ -183,7 +190,7 @@ def test_cost_aware_pacing_sleeps_just_enough_before_an_expensive_query(server, 
     client = client_for(server, fake_time)
     client.shop_info()
     list(client.iter_orders("tag:x"))
-    expected_cost = docs.estimate_cost(docs.ORDERS_PAGE, {"first": docs.orders_page_size(50)})
+    expected_cost = estimate_cost(docs.ORDERS_PAGE, {"first": orders_page_size(50)})
     assert fake_time.sleeps == [pytest.approx((expected_cost - 10) / 50)]
 
 
@@ -375,7 +382,7 @@ def test_iter_orders_pages_with_cursors_and_parses(server, fake_time):
     orders = list(client_for(server, fake_time).iter_orders("updated_at:>'2026-11-01'", page_size=50))
     assert [o.name for o in orders] == ["#1001", "#1002", "EXC-1086-1"]
     first, second = (r.json()["variables"] for r in server.requests)
-    assert first == {"first": docs.orders_page_size(50), "after": None, "query": "updated_at:>'2026-11-01'", "sortKey": "UPDATED_AT"}
+    assert first == {"first": orders_page_size(50), "after": None, "query": "updated_at:>'2026-11-01'", "sortKey": "UPDATED_AT"}
     assert second["after"] == "c1"
     order = orders[0]
     assert order.legacy_id == 1001 and order.updated_at == datetime(2026, 11, 21, 10, tzinfo=UTC)
@@ -392,8 +399,8 @@ def test_iter_orders_pages_with_cursors_and_parses(server, fake_time):
 
 
 def test_page_size_is_clamped_to_the_cost_budget():
-    assert docs.orders_page_size(50) * docs.ORDER_COST + 2 <= docs.QUERY_COST_BUDGET
-    assert docs.orders_page_size(1) == 1
+    assert orders_page_size(50) * ORDER_COST + 2 <= QUERY_COST_BUDGET
+    assert orders_page_size(1) == 1
 
 
 def test_truncated_nested_connections_are_completed(server, fake_time):
@@ -431,7 +438,7 @@ def test_fetch_orders_batches_and_reports_missing(server, fake_time):
 
     server.fallback = route
     result = client_for(server, fake_time).fetch_orders(ids)
-    assert len(server.requests) == -(-6 // docs.orders_page_size(250))
+    assert len(server.requests) == -(-6 // orders_page_size(250))
     assert result["gid://shopify/Order/3"] is None
     assert result["gid://shopify/Order/4"].name == "#4"
 
@@ -502,8 +509,8 @@ def test_variant_info_keeps_only_pre_order_plans(server, fake_time):
 
 
 def test_variant_batches_stay_under_budget():
-    size = docs.variants_batch_size()
-    assert docs.estimate_cost(docs.VARIANTS_BY_ID, {"ids": [0] * size}) <= docs.QUERY_COST_BUDGET
+    size = variants_batch_size()
+    assert estimate_cost(docs.VARIANTS_BY_ID, {"ids": [0] * size}) <= QUERY_COST_BUDGET
 
 
 # --- mutations ------------------------------------------------------------------
@@ -617,7 +624,7 @@ def test_sandbox_reads_orders_variants_and_scopes(sandbox):
     assert {"#1001", "EXC-1086-1"} <= names
     assert client.stats.by_operation["LoopsyncOrdersPage"] > 1  # really paged
     # Shopify's (the sandbox's) requested cost per page stays within our budget
-    assert client.stats.requested_cost / client.stats.by_operation["LoopsyncOrdersPage"] <= docs.QUERY_COST_BUDGET
+    assert client.stats.requested_cost / client.stats.by_operation["LoopsyncOrdersPage"] <= QUERY_COST_BUDGET
     exchange = client.find_order("EXC-1086-1")
     assert exchange is not None and exchange.fulfillment_orders[0].status == "OPEN"
     assert client.find_order("#1001").name == "#1001"

@@ -154,7 +154,7 @@ class CallStats:
     waited_seconds: float = 0.0
     requested_cost: float = 0.0  # as the server calculated it (extensions.cost)
     actual_cost: float = 0.0
-    estimated_cost: float = 0.0  # as loopsync estimated it before sending (shopify.documents.estimate_cost)
+    estimated_cost: float = 0.0  # as loopsync estimated it before sending (shopify.cost.estimate_cost)
     by_operation: dict[str, int] = field(default_factory=dict)
 
     def count(self, operation: str) -> None:

@@ -18,8 +18,8 @@ from loopsync import http
 from loopsync.errors import ApiError, ConfigError
 from loopsync.models import FulfillmentOrder, HoldResult, Order, OrderSummary, UserError, VariantInfo
 from loopsync.schema import API_VERSION
+from loopsync.shopify import cost, parse
 from loopsync.shopify import documents as docs
-from loopsync.shopify import parse
 from loopsync.shopify.auth import Auth
 from loopsync.shopify.parse import hold as _hold
 from loopsync.shopify.parse import need as _need
@@ -92,9 +92,9 @@ class ShopifyClient:
         """Every order matching Shopify search ``query``, page by page.
 
         ``page_size`` is lowered to what keeps a page under the cost budget (4 today;
-        see shopify.documents).
+        see shopify.cost).
         """
-        for raw in self._orders_pages(docs.ORDERS_PAGE, "LoopsyncOrdersPage", docs.orders_page_size(page_size), query, sort_key):
+        for raw in self._orders_pages(docs.ORDERS_PAGE, "LoopsyncOrdersPage", cost.orders_page_size(page_size), query, sort_key):
             yield self._order(raw)
 
     def iter_order_summaries(
@@ -123,7 +123,7 @@ class ShopifyClient:
         """Orders by global id; None for ids Shopify does not know (deleted, or not an order)."""
         unique = list(dict.fromkeys(ids))
         result: dict[str, Order | None] = {}
-        batch = docs.orders_page_size(250)
+        batch = cost.orders_page_size(250)
         for start in range(0, len(unique), batch):
             chunk = unique[start : start + batch]
             data = self.execute(docs.ORDERS_BY_ID, {"ids": chunk}, "LoopsyncOrdersById")
@@ -170,7 +170,7 @@ class ShopifyClient:
     ) -> dict[str, VariantInfo]:
         unique = list(dict.fromkeys(variant_ids))
         result: dict[str, VariantInfo] = {}
-        batch = docs.variants_batch_size()
+        batch = cost.variants_batch_size()
         for start in range(0, len(unique), batch):
             chunk = unique[start : start + batch]
             variables = {"ids": chunk, "namespace": metafield_namespace, "key": metafield_key}

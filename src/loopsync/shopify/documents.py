@@ -3,45 +3,15 @@
 tests/test_documents_valid.py validates each one against Shopify's official
 2026-10 schema, so a misspelled field fails in CI and not at a merchant.
 
-Requested cost. Shopify refuses any single query whose *requested* cost (computed
-before running it, from ``first`` arguments) exceeds 1000 points, and charges the
-requested cost against the bucket up front. ``estimate_cost`` below applies
-Shopify's published rules to our documents:
-  scalar/enum 0 · object 1 · connection 2 + first × (1 + cost of one node) · mutation 10
-  · a list of objects (no ``first``) 1 + its objects' fields, counted once.
-# GUESS: the list-without-first rule and "pageInfo is included in the connection's 2"
-# are our reading; Shopify does not document them. The rest is Shopify's doc.
-
-With the nested page sizes chosen here one order costs (see ``ORDER_COST``):
-  base (order, app, customAttributes)                        3
-  lineItems(first: 10)          2 + 10 × 3                  32
-  fulfillmentOrders(first: 3)   2 + 3 × (1 + [2 + 10 × 3] + holds 2 + actions 1)  110
-  returns(first: 2)             2 + 2 × (1 + [2 + 5 × 2])   28
-  = 173 per order, so a page of 4 orders requests ~694 points: well under 1000.
-Orders with more items than these sizes are completed by the *_PAGE documents
-(the client drains any nested connection whose pageInfo says there is more), so
-small nested pages lose nothing; they only cost an extra request on big orders.
+The nested page sizes below (``*_FIRST``) are chosen so that a page of full
+orders stays under Shopify's single-query cost limit; ``cost`` computes what
+each document requests. Orders with more items than these sizes are completed
+by the *_PAGE documents (the client drains any nested connection whose pageInfo
+says there is more), so small nested pages lose nothing; they only cost an
+extra request on big orders.
 """
 
 from __future__ import annotations
-
-from functools import cache
-
-from graphql import (
-    FieldNode,
-    FragmentDefinitionNode,
-    FragmentSpreadNode,
-    InlineFragmentNode,
-    IntValueNode,
-    OperationDefinitionNode,
-    OperationType,
-    SelectionSetNode,
-    VariableNode,
-    parse,
-)
-
-# A budget, not the limit: leaves room for our estimate being a little low.
-QUERY_COST_BUDGET = 800
 
 ORDER_LINE_ITEMS_FIRST = 10
 FULFILLMENT_ORDERS_FIRST = 3
@@ -348,115 +318,3 @@ ALL_DOCUMENTS: dict[str, str] = {
     "LoopsyncFulfillmentOrderReleaseHold": FULFILLMENT_ORDER_RELEASE_HOLD,
     "LoopsyncTagsAdd": TAGS_ADD,
 }
-
-# --- requested-cost estimate --------------------------------------------------
-
-_MUTATION_COST = 10
-_MULTIPLIER_ARGS = ("first", "last")
-
-
-def estimate_cost(document: str, variables: dict | None = None) -> int:
-    """Shopify's requested cost for ``document`` with ``variables``, by the rules above.
-
-    ``nodes(ids:)`` counts as a connection sized by ``len(ids)``. Inline fragments
-    on different types are summed, which can only over-estimate.
-    """
-    return _estimate(document, tuple(sorted(_multiplier_variables(variables or {}).items())))
-
-
-def _multiplier_variables(variables: dict) -> dict[str, int]:
-    out = {}
-    for name, value in variables.items():
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, int):
-            out[name] = value
-        elif isinstance(value, list):
-            out[name] = len(value)
-    return out
-
-
-@cache
-def _estimate(document: str, variables: tuple[tuple[str, int], ...]) -> int:
-    ast = parse(document)
-    fragments = {d.name.value: d for d in ast.definitions if isinstance(d, FragmentDefinitionNode)}
-    env = dict(variables)
-    total = 0
-    for definition in ast.definitions:
-        if isinstance(definition, OperationDefinitionNode):
-            total += _selection_cost(definition.selection_set, fragments, env)
-            if definition.operation == OperationType.MUTATION:
-                total += _MUTATION_COST
-    return total
-
-
-def _selection_cost(selection_set: SelectionSetNode | None, fragments: dict, env: dict) -> int:
-    if selection_set is None:
-        return 0
-    cost = 0
-    for selection in selection_set.selections:
-        if isinstance(selection, FragmentSpreadNode):
-            cost += _selection_cost(fragments[selection.name.value].selection_set, fragments, env)
-        elif isinstance(selection, InlineFragmentNode):
-            cost += _selection_cost(selection.selection_set, fragments, env)
-        elif isinstance(selection, FieldNode):
-            cost += _field_cost(selection, fragments, env)
-    return cost
-
-
-def _field_cost(field: FieldNode, fragments: dict, env: dict) -> int:
-    if field.selection_set is None:
-        return 0  # scalars and enums are free
-    size = _connection_size(field, env)
-    if size is None:
-        return 1 + _selection_cost(field.selection_set, fragments, env)
-    per_node = 0
-    for selection in field.selection_set.selections:
-        if isinstance(selection, FieldNode) and selection.name.value == "pageInfo":
-            continue
-        if isinstance(selection, FieldNode) and selection.name.value == "edges":
-            per_node += _edges_cost(selection, fragments, env)
-        elif isinstance(selection, FieldNode) and selection.name.value == "nodes":
-            per_node += 1 + _selection_cost(selection.selection_set, fragments, env)
-        else:  # ``nodes(ids:)`` itself: its selections are the node's fields
-            per_node += _selection_cost(SelectionSetNode(selections=(selection,)), fragments, env)
-    if field.name.value == "nodes":
-        per_node += 1
-    return 2 + size * per_node
-
-
-def _edges_cost(edges: FieldNode, fragments: dict, env: dict) -> int:
-    cost = 0
-    for selection in edges.selection_set.selections if edges.selection_set else ():
-        if isinstance(selection, FieldNode) and selection.name.value == "node":
-            cost += 1 + _selection_cost(selection.selection_set, fragments, env)
-    return cost
-
-
-def _connection_size(field: FieldNode, env: dict) -> int | None:
-    for argument in field.arguments:
-        name = argument.name.value
-        if name in _MULTIPLIER_ARGS or (name == "ids" and field.name.value == "nodes"):
-            value = argument.value
-            if isinstance(value, IntValueNode):
-                return int(value.value)
-            if isinstance(value, VariableNode):
-                return env.get(value.name.value, 0)
-    return None
-
-
-def _order_cost() -> int:
-    return estimate_cost(ORDERS_PAGE, {"first": 1}) - 2
-
-
-def orders_page_size(requested: int) -> int:
-    """The largest page of orders, at most ``requested``, that stays within the cost budget."""
-    return max(1, min(requested, 250, (QUERY_COST_BUDGET - 2) // ORDER_COST))
-
-
-def variants_batch_size() -> int:
-    per_variant = estimate_cost(VARIANTS_BY_ID, {"ids": [None]}) - 2
-    return max(1, min(250, (QUERY_COST_BUDGET - 2) // per_variant))
-
-
-ORDER_COST = _order_cost()

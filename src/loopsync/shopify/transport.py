@@ -16,8 +16,8 @@ import requests
 from loopsync import http
 from loopsync.errors import ApiError, ConfigError, CredentialsError, GraphQLError, TransientApiError
 from loopsync.models import CallStats, ThrottleStatus
-from loopsync.shopify import documents as docs
 from loopsync.shopify.auth import Auth, ClientCredentials, StaticToken, grant_token
+from loopsync.shopify.cost import estimate_cost
 
 # GUESS: Shopify does not document how long to wait when a THROTTLED answer has no
 # throttleStatus (seen on some stores); two seconds restores 200 points on Standard.
@@ -67,7 +67,7 @@ class Transport:
         """
         operation = operation_name or _operation_name(document)
         variables = variables or {}
-        estimated = docs.estimate_cost(document, variables)
+        estimated = estimate_cost(document, variables)
         renewed = False
         while True:
             token = self._access_token(force=False)
