@@ -224,100 +224,6 @@ def test_optional_settings_can_be_unset():
     assert settings.validate_setting("preorder_tag", " pre-order ") == "pre-order"
 
 
-SHOP = "example.myshopify.com"
-TOKEN = "shpat_stored_0123456789abcdef"
-LOOP = "loop_stored_key_0123456789abcdef"
-
-
-def connect(store, **overrides):
-    kwargs = dict(
-        shop=SHOP,
-        shopify_auth="token",
-        shopify_token=TOKEN,
-        loop_api_key=LOOP,
-        shopify_api_url="http://127.0.0.1:9001",
-        loop_api_url="http://127.0.0.1:9002",
-    )
-    kwargs.update(overrides)
-    return store.save_connection(**kwargs)
-
-
-def test_resolve_from_state_file_alone(store):
-    resolved = settings.resolve_connection(connect(store), env={})
-    assert (resolved.shop, resolved.shopify_auth, resolved.shopify_token) == (SHOP, "token", TOKEN)
-    assert resolved.loop_api_key == LOOP and resolved.loop_connected
-    assert resolved.shopify_api_url == "http://127.0.0.1:9001"
-    assert resolved.loop_api_url == "http://127.0.0.1:9002"
-    assert resolved.sources["shopify_credentials"] == "state"
-    assert TOKEN not in repr(resolved) and LOOP not in repr(resolved)
-
-
-def test_resolve_env_beats_state_and_flag_beats_env(store):
-    env = {
-        "LOOPSYNC_SHOP": "example",
-        "LOOPSYNC_SHOPIFY_TOKEN": "shpat_env",
-        "LOOPSYNC_LOOP_API_KEY": "loop_env",
-        "LOOPSYNC_LOOP_API_URL": "http://127.0.0.1:7000/",
-    }
-    resolved = settings.resolve_connection(connect(store), env=env)
-    assert resolved.shopify_token == "shpat_env" and resolved.loop_api_key == "loop_env"
-    assert resolved.loop_api_url == "http://127.0.0.1:7000"
-    assert resolved.sources == {
-        "shop": "env",
-        "shopify_credentials": "env",
-        "shopify_api_url": "state",
-        "loop_api_url": "env",
-        "loop_api_key": "env",
-    }
-    with pytest.raises(ConfigError, match="connected to example.myshopify.com, not other.myshopify.com"):
-        settings.resolve_connection(connect(store), shop_flag="other", env={})
-
-
-def test_resolve_defaults_without_state_file():
-    resolved = settings.resolve_connection(
-        None,
-        env={
-            "LOOPSYNC_SHOP": "example",
-            "LOOPSYNC_SHOPIFY_CLIENT_ID": "id",
-            "LOOPSYNC_SHOPIFY_CLIENT_SECRET": "s",
-        },
-    )
-    assert resolved.shopify_auth == "client_credentials"
-    assert resolved.shopify_api_url == "https://example.myshopify.com"
-    assert resolved.loop_api_url == "https://api.loopreturns.com"
-    assert resolved.loop_api_key is None and not resolved.loop_connected
-
-
-def test_disconnect_beats_the_environment(store):
-    connect(store)
-    store.forget_loop_key()
-    resolved = settings.resolve_connection(store.connection(), env={"LOOPSYNC_LOOP_API_KEY": "loop_env"})
-    assert resolved.loop_api_key is None
-    assert resolved.shopify_token == TOKEN  # Shopify stays connected: releases keep working
-
-
-@pytest.mark.parametrize(
-    ("env", "message"),
-    [
-        ({}, "No shop is connected"),
-        ({"LOOPSYNC_SHOP": "example"}, "No Shopify credentials"),
-        ({"LOOPSYNC_SHOP": "example", "LOOPSYNC_SHOPIFY_CLIENT_ID": "id"}, "or neither"),
-        ({"LOOPSYNC_SHOP": "bad domain"}, "is not a Shopify shop domain"),
-        (
-            {
-                "LOOPSYNC_SHOP": "example",
-                "LOOPSYNC_SHOPIFY_TOKEN": "t",
-                "LOOPSYNC_SHOPIFY_API_URL": "ftp://x",
-            },
-            "LOOPSYNC_SHOPIFY_API_URL",
-        ),
-    ],
-)
-def test_resolve_errors(env, message):
-    with pytest.raises(ConfigError, match=message):
-        settings.resolve_connection(None, env=env)
-
-
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -333,21 +239,6 @@ def test_variant_gid(text, expected):
 def test_variant_gid_rejects(text):
     with pytest.raises(ConfigError):
         settings.variant_gid(text)
-
-
-def test_cached_token_only_for_stored_client_credentials(store):
-    store.save_connection(
-        shop=SHOP, shopify_auth="client_credentials", client_id="cid", client_secret="cs", loop_api_key=LOOP
-    )
-    store.save_shopify_access_token("minted", "2026-11-26T13:00:00+00:00")
-    resolved = settings.resolve_connection(store.connection(), env={})
-    assert (resolved.client_id, resolved.access_token) == ("cid", "minted")
-    assert resolved.access_token_expires_at == "2026-11-26T13:00:00+00:00"
-    from_env = settings.resolve_connection(
-        store.connection(), env={"LOOPSYNC_SHOPIFY_CLIENT_ID": "other", "LOOPSYNC_SHOPIFY_CLIENT_SECRET": "x"}
-    )
-    assert from_env.client_id == "other" and from_env.access_token is None
-    assert "minted" not in repr(resolved)
 
 
 def test_url_override():

@@ -12,13 +12,13 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from loopsync.errors import ConfigError
-from loopsync.store import SETTING_DEFAULTS, Connection, Store
+from loopsync.store import SETTING_DEFAULTS, Store
 
 # --- environment variable names (documented in the README) -----------------------
 
@@ -293,131 +293,6 @@ def load_settings(store: Store | None, **flags: str | None) -> Settings:
         lookback=parse_duration(values["lookback"] or "7d", what="lookback"),
         overlap=parse_duration(values["overlap"] or "10m", what="overlap"),
     )
-
-
-# --- the connection in effect ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ResolvedConnection:
-    """What a command should connect with, and where each part came from."""
-
-    shop: str
-    shopify_auth: str  # "token" | "client_credentials"
-    shopify_token: str | None
-    client_id: str | None
-    client_secret: str | None
-    shopify_api_url: str
-    loop_api_key: str | None  # None: Loop disconnected (or never connected): place no holds, post no notes
-    loop_api_url: str
-    # The cached client-credentials token, only when the credentials came from the state file
-    # (a token minted for the stored client is no use to a client id given in the environment).
-    access_token: str | None = None
-    access_token_expires_at: str | None = None
-    # Where each value came from: "flag" | "env" | "state" | "default".
-    sources: dict[str, str] = field(default_factory=dict)
-    stored: Connection | None = None
-
-    @property
-    def loop_connected(self) -> bool:
-        return self.loop_api_key is not None
-
-    def __repr__(self) -> str:  # secrets stay out of reprs and tracebacks
-        return (
-            f"ResolvedConnection(shop={self.shop!r}, shopify_auth={self.shopify_auth!r}, "
-            f"loop_connected={self.loop_connected})"
-        )
-
-
-def resolve_connection(
-    stored: Connection | None,
-    *,
-    shop_flag: str | None = None,
-    env: Mapping[str, str] | None = None,
-) -> ResolvedConnection:
-    """The connection a command runs with (not ``connect``, which reads its own inputs).
-
-    Precedence: flag > environment > state file. Two rules override it:
-    the stored credentials are only used for the shop they were stored for, and a
-    `disconnect` recorded in the state file beats ``LOOPSYNC_LOOP_API_KEY``.
-    """
-    env = os.environ if env is None else env
-    sources: dict[str, str] = {}
-
-    shop_text, sources["shop"] = _first(
-        (shop_flag, "flag"), (env_value(ENV_SHOP, env), "env"), (stored.shop if stored else None, "state")
-    )
-    if shop_text is None:
-        raise ConfigError("No shop is connected: run `loopsync connect` first (or set LOOPSYNC_SHOP).")
-    shop = validate_shop_domain(shop_text)
-    usable = stored if stored is not None and stored.shop == shop else None
-
-    env_token = env_value(ENV_SHOPIFY_TOKEN, env)
-    env_client_id = env_value(ENV_SHOPIFY_CLIENT_ID, env)
-    env_client_secret = env_value(ENV_SHOPIFY_CLIENT_SECRET, env)
-    token = client_id = client_secret = cached_token = cached_expiry = None
-    if env_token:
-        auth, token, sources["shopify_credentials"] = "token", env_token, "env"
-    elif env_client_id and env_client_secret:
-        auth, client_id, client_secret = "client_credentials", env_client_id, env_client_secret
-        sources["shopify_credentials"] = "env"
-    elif env_client_id or env_client_secret:
-        raise ConfigError(
-            f"Set both {ENV_SHOPIFY_CLIENT_ID} and {ENV_SHOPIFY_CLIENT_SECRET}, or neither (only one is set)."
-        )
-    elif usable is not None:
-        auth = usable.shopify_auth
-        token, client_id, client_secret = usable.shopify_token, usable.client_id, usable.client_secret
-        if auth == "client_credentials":
-            cached_token, cached_expiry = usable.access_token, usable.access_token_expires_at
-        sources["shopify_credentials"] = "state"
-    elif stored is not None:
-        raise ConfigError(
-            f"The state file is connected to {stored.shop}, not {shop}: run `loopsync connect` for {shop}."
-        )
-    else:
-        raise ConfigError(f"No Shopify credentials for {shop}: run `loopsync connect` first.")
-
-    shopify_url_text, sources["shopify_api_url"] = _first(
-        (env_value(ENV_SHOPIFY_API_URL, env), "env"),
-        (usable.shopify_api_url if usable else None, "state"),
-        (default_shopify_api_url(shop), "default"),
-    )
-    loop_url_text, sources["loop_api_url"] = _first(
-        (env_value(ENV_LOOP_API_URL, env), "env"),
-        (usable.loop_api_url if usable else None, "state"),
-        (DEFAULT_LOOP_API_URL, "default"),
-    )
-
-    if usable is not None and usable.loop_disconnected_at is not None:
-        # `disconnect` is the merchant's explicit word; an env var left in a crontab must not undo it.
-        loop_key, sources["loop_api_key"] = None, "state"
-    else:
-        loop_key, sources["loop_api_key"] = _first(
-            (env_value(ENV_LOOP_API_KEY, env), "env"), (usable.loop_api_key if usable else None, "state")
-        )
-
-    return ResolvedConnection(
-        shop=shop,
-        shopify_auth=auth,
-        shopify_token=token,
-        client_id=client_id,
-        client_secret=client_secret,
-        shopify_api_url=validate_api_url(shopify_url_text or "", what=ENV_SHOPIFY_API_URL),
-        loop_api_key=loop_key,
-        loop_api_url=validate_api_url(loop_url_text or "", what=ENV_LOOP_API_URL),
-        access_token=cached_token,
-        access_token_expires_at=cached_expiry,
-        sources=sources,
-        stored=stored,
-    )
-
-
-def _first(*candidates: tuple[str | None, str]) -> tuple[str | None, str]:
-    for value, source in candidates:
-        if value is not None and str(value).strip():
-            return str(value).strip(), source
-    return None, "default"
 
 
 # --- ids the user types -------------------------------------------------------------------------
