@@ -20,7 +20,7 @@ import requests
 import tenacity
 
 from loopsync import __version__ as _version
-from loopsync.errors import ApiError, TransientApiError
+from loopsync.errors import TransientApiError
 from loopsync.models import CallStats
 
 T = TypeVar("T")
@@ -208,6 +208,3 @@ def _message_of(value: Any) -> str:
         return "unknown error"
     return str(value)
 
-
-def as_api_error(what: str, detail: str) -> ApiError:
-    return ApiError(f"{what}: {detail}.")
