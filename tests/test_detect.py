@@ -18,14 +18,14 @@ from loopsync.models import (
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 V1, V2, V3 = (f"gid://shopify/ProductVariant/{n}" for n in (1, 2, 3))
-PLAN_A = PreorderPlan("gid://shopify/SellingPlan/10", "Pre-order A", "Ships in spring", "EXACT_TIME", None)
+PLAN_A = PreorderPlan("gid://shopify/SellingPlan/10", "Ships in spring", "EXACT_TIME", None)
 PLAN_B = PreorderPlan(
-    "gid://shopify/SellingPlan/20", "Pre-order B", None, "EXACT_TIME", datetime(2027, 3, 5, 12, tzinfo=UTC)
+    "gid://shopify/SellingPlan/20", None, "EXACT_TIME", datetime(2027, 3, 5, 12, tzinfo=UTC)
 )
 
 
 def line(n: int, variant: str | None, plan: str | None = None) -> LineItem:
-    return LineItem(f"gid://shopify/LineItem/{n}", variant, None, f"item {n}", 1, plan)
+    return LineItem(f"gid://shopify/LineItem/{n}", variant, plan)
 
 
 def fo_line(n: int, variant: str | None, remaining: int = 1) -> FulfillmentOrderLine:
@@ -35,7 +35,6 @@ def fo_line(n: int, variant: str | None, remaining: int = 1) -> FulfillmentOrder
         variant,
         None,
         remaining,
-        max(remaining, 1),
     )
 
 
@@ -51,7 +50,6 @@ def order(
         legacy_id=1,
         name=name,
         created_at=T0,
-        updated_at=T0,
         tags=tags,
         line_items=lines,
         fulfillment_orders=fos,
@@ -59,9 +57,9 @@ def order(
     )
 
 
-OURS = Hold("gid://shopify/FulfillmentHold/1", HOLD_HANDLE, "OTHER", None, True)
-THEIRS = Hold("gid://shopify/FulfillmentHold/2", "", "AWAITING_RETURN_ITEMS", None, False, "Loop")
-OTHER_APP_LOOPSYNC_HANDLE = Hold("gid://shopify/FulfillmentHold/3", HOLD_HANDLE, "OTHER", None, False, "x")
+OURS = Hold("gid://shopify/FulfillmentHold/1", HOLD_HANDLE, True)
+THEIRS = Hold("gid://shopify/FulfillmentHold/2", "", False, "Loop")
+OTHER_APP_LOOPSYNC_HANDLE = Hold("gid://shopify/FulfillmentHold/3", HOLD_HANDLE, False, "x")
 
 
 @pytest.mark.parametrize(
@@ -150,13 +148,13 @@ def test_deleted_variant_is_not_preorder_and_missing_lookup_is_an_error():
         (vinfo(V1, PLAN_A, PLAN_B), None, PLAN_B.id, "5 March 2027"),
         (vinfo(V1, PLAN_A, PLAN_B), None, None, "Ships in spring"),
         (vinfo(V1, PLAN_B, PLAN_A), None, "gid://shopify/SellingPlan/999", "5 March 2027"),
-        (vinfo(V1, PreorderPlan("p", "n", None, "UNKNOWN", None)), None, None, "to be confirmed"),
-        (vinfo(V1, PreorderPlan("p", "n", " ", "UNKNOWN", None)), None, None, "to be confirmed"),
+        (vinfo(V1, PreorderPlan("p", None, "UNKNOWN", None)), None, None, "to be confirmed"),
+        (vinfo(V1, PreorderPlan("p", " ", "UNKNOWN", None)), None, None, "to be confirmed"),
         (vinfo(V1), None, None, "to be confirmed"),
         (None, None, None, "to be confirmed"),
         (None, "  ", None, "to be confirmed"),
         (
-            vinfo(V1, PreorderPlan("p", "n", "d", "EXACT_TIME", datetime(2027, 12, 31, tzinfo=UTC))),
+            vinfo(V1, PreorderPlan("p", "d", "EXACT_TIME", datetime(2027, 12, 31, tzinfo=UTC))),
             None,
             None,
             "31 December 2027",

@@ -19,15 +19,12 @@ HOLD_HANDLE = "loopsync-preorder"
 class UserError:
     message: str
     code: str | None = None
-    field: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Hold:
     id: str
     handle: str
-    reason: str
-    reason_notes: str | None
     held_by_us: bool  # FulfillmentHold.heldByRequestingApp
     app_name: str | None = None
 
@@ -43,7 +40,6 @@ class FulfillmentOrderLine:
     variant_id: str | None
     sku: str | None
     remaining_quantity: int
-    total_quantity: int
 
 
 @dataclass(frozen=True)
@@ -67,11 +63,7 @@ class FulfillmentOrder:
 class LineItem:
     id: str
     variant_id: str | None
-    sku: str | None
-    title: str
-    quantity: int
     selling_plan_id: str | None = None
-    selling_plan_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,13 +72,9 @@ class Order:
     legacy_id: int
     name: str
     created_at: datetime
-    updated_at: datetime
     tags: tuple[str, ...]
     line_items: tuple[LineItem, ...]
     fulfillment_orders: tuple[FulfillmentOrder, ...]
-    source_name: str | None = None
-    app_name: str | None = None
-    custom_attributes: tuple[tuple[str, str | None], ...] = ()
     # LineItem ids that Shopify created for native-exchange items (Order.returns →
     # exchangeLineItems → lineItems). Empty for ordinary and separate-order exchanges.
     exchange_line_item_ids: frozenset[str] = frozenset()
@@ -107,7 +95,6 @@ class OrderSummary:
 @dataclass(frozen=True)
 class PreorderPlan:
     id: str
-    name: str
     description: str | None
     fulfillment_trigger: str | None
     fulfillment_exact_time: datetime | None
@@ -119,8 +106,6 @@ class VariantInfo:
 
     id: str
     exists: bool
-    sku: str | None = None
-    title: str | None = None
     preorder_plans: tuple[PreorderPlan, ...] = ()
     shipping_window_metafield: str | None = None
 

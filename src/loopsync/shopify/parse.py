@@ -76,15 +76,9 @@ def order(
         legacy_id=_int(need(raw, "legacyResourceId", f"the legacy id of {name}"), f"the legacy id of {name}"),
         name=name,
         created_at=_datetime(need(raw, "createdAt", f"the creation time of {name}"), name),
-        updated_at=_datetime(need(raw, "updatedAt", f"the update time of {name}"), name),
         tags=tuple(t for t in raw.get("tags") or () if isinstance(t, str)),
         line_items=tuple(line_item(li, name) for li in line_items),
         fulfillment_orders=tuple(fulfillment_orders),
-        source_name=raw.get("sourceName"),
-        app_name=(raw.get("app") or {}).get("name"),
-        custom_attributes=tuple(
-            (a["key"], a.get("value")) for a in raw.get("customAttributes") or () if isinstance(a, dict) and a.get("key")
-        ),
         exchange_line_item_ids=frozenset(exchange_ids),
         closed=bool(raw.get("closed")),
         cancelled=raw.get("cancelledAt") is not None,
@@ -122,7 +116,6 @@ def variant(raw: dict, plans: Iterable[dict]) -> VariantInfo:
         found.append(
             PreorderPlan(
                 id=plan["id"],
-                name=plan.get("name") or "",
                 description=plan.get("description"),
                 fulfillment_trigger=policy.get("fulfillmentTrigger"),
                 fulfillment_exact_time=_datetime(exact, variant_id) if exact else None,
@@ -131,8 +124,6 @@ def variant(raw: dict, plans: Iterable[dict]) -> VariantInfo:
     return VariantInfo(
         id=variant_id,
         exists=True,
-        sku=raw.get("sku"),
-        title=raw.get("title"),
         preorder_plans=tuple(found),
         shipping_window_metafield=(raw.get("metafield") or {}).get("value"),
     )
@@ -143,11 +134,7 @@ def line_item(raw: dict, order_name: str) -> LineItem:
     return LineItem(
         id=need(raw, "id", f"a line item's id on {order_name}"),
         variant_id=(raw.get("variant") or {}).get("id"),
-        sku=raw.get("sku") or None,
-        title=raw.get("title") or "",
-        quantity=_int(raw.get("quantity", 0), f"a line item quantity on {order_name}"),
         selling_plan_id=plan.get("sellingPlanId"),
-        selling_plan_name=plan.get("name"),
     )
 
 
@@ -159,7 +146,6 @@ def fulfillment_order_line(raw: dict, fo_id: str) -> FulfillmentOrderLine:
         variant_id=(raw.get("variant") or {}).get("id"),
         sku=raw.get("sku") or None,
         remaining_quantity=_int(raw.get("remainingQuantity", 0), f"a remaining quantity on {fo_id}"),
-        total_quantity=_int(raw.get("totalQuantity", 0), f"a total quantity on {fo_id}"),
     )
 
 
@@ -167,8 +153,6 @@ def hold(raw: dict) -> Hold:
     return Hold(
         id=need(raw, "id", "a fulfillment hold's id"),
         handle=raw.get("handle") or "",
-        reason=raw.get("reason") or "OTHER",
-        reason_notes=raw.get("reasonNotes"),
         held_by_us=bool(raw.get("heldByRequestingApp")),
         app_name=(raw.get("heldByApp") or {}).get("title"),
     )
@@ -179,14 +163,7 @@ def user_errors(raw: Any) -> tuple[UserError, ...]:
     for item in raw or ():
         if not isinstance(item, dict):
             continue
-        field = item.get("field")
-        errors.append(
-            UserError(
-                message=item.get("message") or "unknown error",
-                code=item.get("code"),
-                field=tuple(str(f) for f in field) if isinstance(field, list) else (),
-            )
-        )
+        errors.append(UserError(message=item.get("message") or "unknown error", code=item.get("code")))
     return tuple(errors)
 
 
