@@ -2,7 +2,7 @@
 
 Routes::
 
-    POST /admin/api/{version}/graphql.json   X-Shopify-Access-Token  -> shopify_graphql.ShopifyGraphQL
+    POST /admin/api/{version}/graphql.json   X-Shopify-Access-Token  -> shopify.endpoint.ShopifyGraphQL
     POST /admin/oauth/access_token            form or JSON body        -> oauth.handle_access_token
     *    /api/v1/...                          X-Authorization          -> loop_api.LoopAPI
     GET  /_sandbox/state                      world.snapshot()
@@ -98,7 +98,7 @@ class SandboxApp:
     def graphql(self) -> Any:
         with self._graphql_lock:
             if self._graphql is None:
-                from loopsync.sandbox.shopify_graphql import ShopifyGraphQL
+                from loopsync.sandbox.shopify.endpoint import ShopifyGraphQL
 
                 self._graphql = ShopifyGraphQL(self.world)
             return self._graphql

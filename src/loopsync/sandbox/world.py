@@ -1,7 +1,7 @@
 """The sandbox's state: one Shopify store and the Loop Returns account beside it.
 
 Everything the sandbox serves is read from and written to a ``World``. The
-GraphQL resolvers (``shopify_graphql``), the Loop REST handlers (``loop_api``),
+GraphQL engine (``shopify``), the Loop REST handlers (``loop_api``),
 scenarios and tests all go through it, under ``world.lock``, so the HTTP server
 can answer requests from several threads.
 
@@ -254,7 +254,7 @@ class World:
         # Shopify's Standard-plan GraphQL bucket: 2000 points, 100 restored per second.
         self.bucket_size = 2000.0
         self.restore_rate = 100.0
-        # app id -> (points available, when last computed); kept by sandbox/cost.py
+        # app id -> (points available, when last computed); kept by sandbox/shopify/cost.py
         self.cost_buckets: dict[str, tuple[float, datetime]] = {}
 
         self.apps: dict[str, App] = {}
