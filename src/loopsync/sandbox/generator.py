@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from loopsync.sandbox import builders
-from loopsync.sandbox.scenarios import DEFAULT_PREFIX, add_loop_return, loop_exchange
+from loopsync.sandbox.scenarios.exchanges import DEFAULT_PREFIX, add_loop_return, loop_exchange
 from loopsync.sandbox.world import Order, World
 
 _PRODUCTS = ("Trail Parka", "Canvas Tote", "Merino Beanie", "Rain Shell", "Wool Socks", "Field Boots")
