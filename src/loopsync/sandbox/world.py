@@ -390,25 +390,7 @@ class World:
                         "tags": list(o.tags),
                         "updatedAt": iso(o.updated_at),
                         "fulfillmentOrders": [
-                            {
-                                "id": fo.id,
-                                "status": fo.status,
-                                "lineItems": [
-                                    {"lineItemId": li.line_item_id, "remainingQuantity": li.remaining_quantity}
-                                    for li in fo.line_items
-                                ],
-                                "holds": [
-                                    {
-                                        "id": h.id,
-                                        "handle": h.handle,
-                                        "appId": h.app_id,
-                                        "reason": h.reason,
-                                        "reasonNotes": h.reason_notes,
-                                    }
-                                    for h in fo.holds
-                                ],
-                            }
-                            for fo in (self.fulfillment_orders[i] for i in o.fulfillment_order_ids)
+                            _fulfillment_order_json(self.fulfillment_orders[i]) for i in o.fulfillment_order_ids
                         ],
                     }
                     for o in self.orders.values()
@@ -440,3 +422,17 @@ class World:
                     for e in self.log
                 ],
             }
+
+
+def _fulfillment_order_json(fo: FulfillmentOrder) -> dict[str, Any]:
+    return {
+        "id": fo.id,
+        "status": fo.status,
+        "lineItems": [
+            {"lineItemId": li.line_item_id, "remainingQuantity": li.remaining_quantity} for li in fo.line_items
+        ],
+        "holds": [
+            {"id": h.id, "handle": h.handle, "appId": h.app_id, "reason": h.reason, "reasonNotes": h.reason_notes}
+            for h in fo.holds
+        ],
+    }
