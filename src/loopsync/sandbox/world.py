@@ -355,10 +355,6 @@ class World:
                 if any(p.category == "PRE_ORDER" for p in group.plans):
                     group.variant_ids.discard(variant_id)
 
-    def put_on_preorder(self, variant_id: str, group_id: str) -> None:
-        with self.lock:
-            self.selling_plan_groups[group_id].variant_ids.add(variant_id)
-
     def record(self, entry: LogEntry) -> None:
         with self.lock:
             self.log.append(entry)
