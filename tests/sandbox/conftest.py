@@ -12,7 +12,7 @@ import requests
 
 from loopsync.sandbox.builders import add_app, add_order, add_product, add_selling_plan_group
 from loopsync.sandbox.server import Sandbox
-from loopsync.sandbox.shopify_graphql import ShopifyGraphQL
+from loopsync.sandbox.shopify.endpoint import ShopifyGraphQL
 from loopsync.sandbox.world import World
 from loopsync.schema import admin_schema
 

@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
+from loopsync.sandbox.routes import supported_version
 from loopsync.sandbox.scenarios import load_scenario
-from loopsync.sandbox.server import Sandbox, serve, supported_version
+from loopsync.sandbox.server import Sandbox, serve
 from loopsync.sandbox.world import World
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

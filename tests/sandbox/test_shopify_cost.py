@@ -10,8 +10,8 @@ import pytest
 from graphql import parse
 
 from loopsync.sandbox.builders import add_app, add_order
-from loopsync.sandbox.cost import query_cost
-from loopsync.sandbox.shopify_graphql import ShopifyGraphQL
+from loopsync.sandbox.shopify.cost import query_cost
+from loopsync.sandbox.shopify.endpoint import ShopifyGraphQL
 from loopsync.sandbox.world import World
 
 TAG = 'mutation($id: ID!) { tagsAdd(id: $id, tags: ["t"]) { userErrors { message } } }'

@@ -1,4 +1,4 @@
-"""Shopify search syntax (sandbox/search.py) and orders(query:, sortKey:, pagination) over 600 orders."""
+"""Shopify search syntax (sandbox/shopify/search.py) and orders(query:, sortKey:, pagination) over 600 orders."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from loopsync.sandbox import search
 from loopsync.sandbox.builders import add_order, add_product
-from loopsync.sandbox.search import And, Not, Or, Term, parse
+from loopsync.sandbox.shopify import search
+from loopsync.sandbox.shopify.search import And, Not, Or, Term, parse
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)  # the conftest world's frozen clock
 

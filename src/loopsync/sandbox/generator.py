@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from loopsync.sandbox import builders
-from loopsync.sandbox.scenarios import DEFAULT_PREFIX, add_loop_return, loop_exchange
+from loopsync.sandbox.scenarios.exchanges import DEFAULT_PREFIX, add_loop_return, loop_exchange
 from loopsync.sandbox.world import Order, World
 
 _PRODUCTS = ("Trail Parka", "Canvas Tote", "Merino Beanie", "Rain Shell", "Wool Socks", "Field Boots")
@@ -89,47 +89,61 @@ def generate_store(
             raise ValueError("exchange_share too high: every exchange needs an original order")
         first = _first_free_number(world)
 
-        originals: list[Order] = []
-        for i in range(n_plain):
-            lines = [{"variant_id": rng.choice(in_stock), "quantity": rng.randint(1, 3)}
-                     for _ in range(rng.randint(1, 3))]
-            created = now - timedelta(seconds=rng.randint(3 * 86_400, 30 * 86_400))
-            # Older orders are mostly shipped already.
-            status = "CLOSED" if rng.random() < 0.7 else "OPEN"
-            order = builders.add_order(world, f"#{first + i}", lines, created_at=created,
-                                       fulfillment_orders=[{"status": status, "lines": list(range(len(lines)))}])
-            originals.append(order)
-            out.orders.append(order.name)
-
+        originals = _plain_orders(world, rng, out, in_stock, now, count=n_plain, first_number=first)
         for k, original in enumerate(rng.sample(originals, n_exchanges)):
             into_preorder = rng.random() < preorder_share
             variant = rng.choice(preorder if into_preorder else in_stock)
-            created = now - timedelta(seconds=rng.randint(60, 2 * 86_400))
-            number = original.name[1:]
-            if k % 2 == 0:
-                exchange = builders.add_order(
-                    world, f"{DEFAULT_PREFIX}{number}-1", [{"variant_id": variant}], tags=[number],
-                    created_at=created, source_name="loop-exchange", app_name="Loop Returns & Exchanges",
-                )
-                link, name = exchange, exchange.name
-                out.separate_exchanges.append(name)
-                out.orders.append(name)
-                if "LE:Exchange" not in original.tags:
-                    original.tags.append("LE:Exchange")
-            else:
-                ret = builders.add_native_exchange(world, original.id, variant)
-                ret.created_at = created
-                world.fulfillment_orders[original.fulfillment_order_ids[-1]].created_at = created
-                original.updated_at = created
-                original.tags.append("Loop Exchange")
-                link, name = original, original.name
-                out.native_exchanges.append(name)
-            if into_preorder:
-                out.preorder_exchanges.append(name)
-            loop_return = add_loop_return(
-                world, original, [loop_exchange(world, variant, link)],
-                state=rng.choice(_STATES), customer=f"buyer{number}@example.com",
-                created_at=created - timedelta(minutes=30),
-            )
-            out.loop_return_ids.append(loop_return.id)
+            # Even picks get a separate EXC- order, odd ones a native exchange, so both modes are at scale.
+            _exchange(world, rng, out, original, variant, now, separate=k % 2 == 0,
+                      into_preorder=into_preorder)
     return out
+
+
+def _plain_orders(world: World, rng: random.Random, out: GeneratedStore, in_stock: list[str], now: datetime, *,
+                  count: int, first_number: int) -> list[Order]:
+    """``count`` ordinary orders of in-stock items in the 30 days before ``now``, numbered from ``first_number``."""
+    originals: list[Order] = []
+    for i in range(count):
+        lines = [{"variant_id": rng.choice(in_stock), "quantity": rng.randint(1, 3)}
+                 for _ in range(rng.randint(1, 3))]
+        created = now - timedelta(seconds=rng.randint(3 * 86_400, 30 * 86_400))
+        # Older orders are mostly shipped already.
+        status = "CLOSED" if rng.random() < 0.7 else "OPEN"
+        order = builders.add_order(world, f"#{first_number + i}", lines, created_at=created,
+                                   fulfillment_orders=[{"status": status, "lines": list(range(len(lines)))}])
+        originals.append(order)
+        out.orders.append(order.name)
+    return originals
+
+
+def _exchange(world: World, rng: random.Random, out: GeneratedStore, original: Order, variant: str,
+              now: datetime, *, separate: bool, into_preorder: bool) -> None:
+    """One Loop exchange of ``original`` into ``variant`` in the two days before ``now``, with its Loop return."""
+    created = now - timedelta(seconds=rng.randint(60, 2 * 86_400))
+    number = original.name[1:]
+    if separate:
+        exchange = builders.add_order(
+            world, f"{DEFAULT_PREFIX}{number}-1", [{"variant_id": variant}], tags=[number],
+            created_at=created, source_name="loop-exchange", app_name="Loop Returns & Exchanges",
+        )
+        link, name = exchange, exchange.name
+        out.separate_exchanges.append(name)
+        out.orders.append(name)
+        if "LE:Exchange" not in original.tags:
+            original.tags.append("LE:Exchange")
+    else:
+        ret = builders.add_native_exchange(world, original.id, variant)
+        ret.created_at = created
+        world.fulfillment_orders[original.fulfillment_order_ids[-1]].created_at = created
+        original.updated_at = created
+        original.tags.append("Loop Exchange")
+        link, name = original, original.name
+        out.native_exchanges.append(name)
+    if into_preorder:
+        out.preorder_exchanges.append(name)
+    loop_return = add_loop_return(
+        world, original, [loop_exchange(world, variant, link)],
+        state=rng.choice(_STATES), customer=f"buyer{number}@example.com",
+        created_at=created - timedelta(minutes=30),
+    )
+    out.loop_return_ids.append(loop_return.id)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from loopsync.sandbox.world import LogEntry, LoopNote, LoopReturn, World, iso
+from loopsync.sandbox.world import LogEntry, LoopExchange, LoopNote, LoopReturn, World, iso
 
 UNAUTHORIZED = {"error": {"code": "401", "http_code": "GEN-UNAUTHORIZED", "message": "Unauthorized."}}
 NOTE_INVALID = {"errors": {"message": "Content is required and must be less than 255 characters."}}
@@ -97,27 +97,28 @@ def _order_number(name: str) -> str:
     return name.lstrip("#")
 
 
+def _exchange_json(ex: LoopExchange) -> dict[str, Any]:
+    return {
+        "exchange_id": ex.exchange_id,
+        "exchange_order_id": ex.exchange_order_id,
+        "exchange_order_name": ex.exchange_order_name,
+        "product_id": ex.product_id,
+        "variant_id": ex.variant_id,
+        "sku": ex.sku,
+        "type": "exchange",
+        "title": ex.title,
+        "price": ex.price,
+        "discount": "0.00",
+        "tax": "0.00",
+        "total": ex.price,
+        "out_of_stock": ex.out_of_stock,
+        "out_of_stock_resolution": None,
+    }
+
+
 def return_json(ret: LoopReturn) -> dict[str, Any]:
     """A return as Loop's details and list endpoints show it (the fields loopsync and its peers read)."""
-    exchanges = [
-        {
-            "exchange_id": ex.exchange_id,
-            "exchange_order_id": ex.exchange_order_id,
-            "exchange_order_name": ex.exchange_order_name,
-            "product_id": ex.product_id,
-            "variant_id": ex.variant_id,
-            "sku": ex.sku,
-            "type": "exchange",
-            "title": ex.title,
-            "price": ex.price,
-            "discount": "0.00",
-            "tax": "0.00",
-            "total": ex.price,
-            "out_of_stock": ex.out_of_stock,
-            "out_of_stock_resolution": None,
-        }
-        for ex in ret.exchanges
-    ]
+    exchanges = [_exchange_json(ex) for ex in ret.exchanges]
     first = ret.exchanges[0] if ret.exchanges else None
     total = f"{sum(float(ex.price) for ex in ret.exchanges):.2f}"
     return {

@@ -1,7 +1,7 @@
 """The sandbox's state: one Shopify store and the Loop Returns account beside it.
 
 Everything the sandbox serves is read from and written to a ``World``. The
-GraphQL resolvers (``shopify_graphql``), the Loop REST handlers (``loop_api``),
+GraphQL engine (``shopify``), the Loop REST handlers (``loop_api``),
 scenarios and tests all go through it, under ``world.lock``, so the HTTP server
 can answer requests from several threads.
 
@@ -254,7 +254,7 @@ class World:
         # Shopify's Standard-plan GraphQL bucket: 2000 points, 100 restored per second.
         self.bucket_size = 2000.0
         self.restore_rate = 100.0
-        # app id -> (points available, when last computed); kept by sandbox/cost.py
+        # app id -> (points available, when last computed); kept by sandbox/shopify/cost.py
         self.cost_buckets: dict[str, tuple[float, datetime]] = {}
 
         self.apps: dict[str, App] = {}
@@ -355,10 +355,6 @@ class World:
                 if any(p.category == "PRE_ORDER" for p in group.plans):
                     group.variant_ids.discard(variant_id)
 
-    def put_on_preorder(self, variant_id: str, group_id: str) -> None:
-        with self.lock:
-            self.selling_plan_groups[group_id].variant_ids.add(variant_id)
-
     def record(self, entry: LogEntry) -> None:
         with self.lock:
             self.log.append(entry)
@@ -390,25 +386,7 @@ class World:
                         "tags": list(o.tags),
                         "updatedAt": iso(o.updated_at),
                         "fulfillmentOrders": [
-                            {
-                                "id": fo.id,
-                                "status": fo.status,
-                                "lineItems": [
-                                    {"lineItemId": li.line_item_id, "remainingQuantity": li.remaining_quantity}
-                                    for li in fo.line_items
-                                ],
-                                "holds": [
-                                    {
-                                        "id": h.id,
-                                        "handle": h.handle,
-                                        "appId": h.app_id,
-                                        "reason": h.reason,
-                                        "reasonNotes": h.reason_notes,
-                                    }
-                                    for h in fo.holds
-                                ],
-                            }
-                            for fo in (self.fulfillment_orders[i] for i in o.fulfillment_order_ids)
+                            _fulfillment_order_json(self.fulfillment_orders[i]) for i in o.fulfillment_order_ids
                         ],
                     }
                     for o in self.orders.values()
@@ -440,3 +418,17 @@ class World:
                     for e in self.log
                 ],
             }
+
+
+def _fulfillment_order_json(fo: FulfillmentOrder) -> dict[str, Any]:
+    return {
+        "id": fo.id,
+        "status": fo.status,
+        "lineItems": [
+            {"lineItemId": li.line_item_id, "remainingQuantity": li.remaining_quantity} for li in fo.line_items
+        ],
+        "holds": [
+            {"id": h.id, "handle": h.handle, "appId": h.app_id, "reason": h.reason, "reasonNotes": h.reason_notes}
+            for h in fo.holds
+        ],
+    }

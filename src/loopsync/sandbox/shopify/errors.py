@@ -9,7 +9,7 @@ work against Shopify, so the sandbox answers a bad document the way Shopify does
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from graphql import (
@@ -63,74 +63,129 @@ def _nearest(chain: list[AstNode], kind: type) -> Any:
     return next((a for a in reversed(chain) if isinstance(a, kind)), None)
 
 
-def _shopify_error(error: GraphQLError, chain: list[AstNode], node: AstNode | None) -> dict[str, Any]:
+# Each wording turns a graphql-core message (matched by its pattern) into graphql-ruby's message
+# and extensions. They are tried in order; the first that matches wins.
+_Wording = Callable[[re.Match[str], GraphQLError, list[AstNode]], tuple[str, dict[str, Any]]]
+_WORDINGS: list[tuple[re.Pattern[str], _Wording]] = []
+
+
+def _wording(pattern: str) -> Callable[[_Wording], _Wording]:
+    def register(fn: _Wording) -> _Wording:
+        _WORDINGS.append((re.compile(pattern), fn))
+        return fn
+
+    return register
+
+
+@_wording(r"Cannot query field '(.+?)' on type '(.+?)'\.")
+def _undefined_field(m, _error, _chain):
+    return f"Field '{m[1]}' doesn't exist on type '{m[2]}'", {
+        "code": "undefinedField", "typeName": m[2], "fieldName": m[1]}
+
+
+@_wording(r"Unknown argument '(.+?)' on field '(?:.+?)\.(.+?)'\.")
+def _field_argument_not_accepted(m, _error, _chain):
+    return f"Field '{m[2]}' doesn't accept argument '{m[1]}'", {
+        "code": "argumentNotAccepted", "name": m[2], "typeName": "Field", "argumentName": m[1]}
+
+
+@_wording(r"Unknown argument '(.+?)' on directive '@(.+?)'\.")
+def _directive_argument_not_accepted(m, _error, _chain):
+    return f"Directive '{m[2]}' doesn't accept argument '{m[1]}'", {
+        "code": "argumentNotAccepted", "name": m[2], "typeName": "Directive", "argumentName": m[1]}
+
+
+@_wording(r"Field '(.+?)' argument '(.+?)' of type '(.+?)' is required")
+def _missing_argument(m, _error, _chain):
+    return f"Field '{m[1]}' is missing required arguments: {m[2]}", {
+        "code": "missingRequiredArguments", "className": "Field", "name": m[1], "arguments": m[2]}
+
+
+@_wording(r"Field '(.+?)' of required type '(.+?)' was not provided\.")
+def _missing_input_field(m, error, _chain):
+    input_type = re.sub(r"[!\[\]]", "", str(_input_type_hint(error)))
+    return f"Argument '{m[1]}' on InputObject '{input_type}' is required. Expected type {m[2]}", {
+        "code": "missingRequiredInputObjectAttribute", "argumentName": m[1], "argumentType": m[2],
+        "inputObjectType": input_type}
+
+
+@_wording(r"Field '(.+?)' is not defined by type '(.+?)'\.")
+def _input_field_not_accepted(m, _error, _chain):
+    return f"InputObject '{m[2]}' doesn't accept argument '{m[1]}'", {
+        "code": "argumentNotAccepted", "name": m[2], "typeName": "InputObject", "argumentName": m[1]}
+
+
+@_wording(r"Unknown type '(.+?)'\.")
+def _unknown_type(m, _error, chain):
+    variable = _nearest(chain, VariableDefinitionNode)
+    if variable is not None:
+        var = variable.variable.name.value
+        return f"{m[1]} isn't a defined input type (on ${var})", {
+            "code": "variableRequiresValidType", "typeName": m[1], "variableName": var}
+    return f"No such type {m[1]}, so it can't be a fragment condition", {"code": "undefinedType", "typeName": m[1]}
+
+
+@_wording(r"Variable '\$(.+?)' of type '(.+?)' used in position expecting type '(.+?)'\.")
+def _variable_mismatch(m, _error, chain):
+    argument = _nearest(chain, ArgumentNode)
+    arg_name = argument.name.value if argument else ""
+    return f"Type mismatch on variable ${m[1]} and argument {arg_name} ({m[2]} / {m[3]})", {
+        "code": "variableMismatch", "variableName": m[1], "typeName": m[2], "argumentName": arg_name,
+        "errorMessage": "Type mismatch"}
+
+
+def _operation_label(chain: list[AstNode]) -> str:
+    op = _nearest(chain, OperationDefinitionNode)
+    return op.name.value if op and op.name else "anonymous query"
+
+
+@_wording(r"Variable '\$(.+?)' is not defined(?: by operation '(.+?)')?\.")
+def _variable_not_defined(m, _error, chain):
+    return f"Variable ${m[1]} is used by {_operation_label(chain)} but not declared", {
+        "code": "variableNotDefined", "variableName": m[1]}
+
+
+@_wording(r"Variable '\$(.+?)' is never used(?: in operation '(.+?)')?\.")
+def _variable_not_used(m, _error, chain):
+    return f"Variable ${m[1]} is declared by {_operation_label(chain)} but not used", {
+        "code": "variableNotUsed", "variableName": m[1]}
+
+
+@_wording(r"Field '(.+?)' of type '(.+?)' must have a selection of subfields")
+def _selection_missing(m, _error, _chain):
+    return (f"Field must have selections (field '{m[1]}' returns {m[2]} but has no selections. "
+            f"Did you mean '{m[1]} {{ ... }}'?)"), {
+        "code": "selectionMismatch", "nodeName": f"field '{m[1]}'", "typeName": m[2]}
+
+
+@_wording(r"Field '(.+?)' must not have a selection since type '(.+?)' has no subfields")
+def _selection_on_scalar(m, _error, _chain):
+    return f"Selections can't be made on scalars (field '{m[1]}' returns {m[2]} but has selections [...])", {
+        "code": "selectionMismatch", "nodeName": f"field '{m[1]}'", "typeName": m[2]}
+
+
+def _shopify_wording(error: GraphQLError, chain: list[AstNode], node: AstNode | None) -> tuple[str, dict[str, Any]]:
     msg = error.message
-    ext: dict[str, Any]
-    m = re.match(r"Cannot query field '(.+?)' on type '(.+?)'\.", msg)
-    if m:
-        msg = f"Field '{m[1]}' doesn't exist on type '{m[2]}'"
-        ext = {"code": "undefinedField", "typeName": m[2], "fieldName": m[1]}
-    elif m := re.match(r"Unknown argument '(.+?)' on field '(?:.+?)\.(.+?)'\.", msg):
-        msg = f"Field '{m[2]}' doesn't accept argument '{m[1]}'"
-        ext = {"code": "argumentNotAccepted", "name": m[2], "typeName": "Field", "argumentName": m[1]}
-    elif m := re.match(r"Unknown argument '(.+?)' on directive '@(.+?)'\.", msg):
-        msg = f"Directive '{m[2]}' doesn't accept argument '{m[1]}'"
-        ext = {"code": "argumentNotAccepted", "name": m[2], "typeName": "Directive", "argumentName": m[1]}
-    elif m := re.match(r"Field '(.+?)' argument '(.+?)' of type '(.+?)' is required", msg):
-        msg = f"Field '{m[1]}' is missing required arguments: {m[2]}"
-        ext = {"code": "missingRequiredArguments", "className": "Field", "name": m[1], "arguments": m[2]}
-    elif m := re.match(r"Field '(.+?)' of required type '(.+?)' was not provided\.", msg):
-        input_type = re.sub(r"[!\[\]]", "", str(_input_type_hint(msg, error)))
-        msg = f"Argument '{m[1]}' on InputObject '{input_type}' is required. Expected type {m[2]}"
-        ext = {"code": "missingRequiredInputObjectAttribute", "argumentName": m[1], "argumentType": m[2],
-               "inputObjectType": input_type}
-    elif m := re.match(r"Field '(.+?)' is not defined by type '(.+?)'\.", msg):
-        msg = f"InputObject '{m[2]}' doesn't accept argument '{m[1]}'"
-        ext = {"code": "argumentNotAccepted", "name": m[2], "typeName": "InputObject", "argumentName": m[1]}
-    elif m := re.match(r"Unknown type '(.+?)'\.", msg):
-        if _nearest(chain, VariableDefinitionNode) is not None:
-            var = _nearest(chain, VariableDefinitionNode).variable.name.value
-            msg = f"{m[1]} isn't a defined input type (on ${var})"
-            ext = {"code": "variableRequiresValidType", "typeName": m[1], "variableName": var}
-        else:
-            msg = f"No such type {m[1]}, so it can't be a fragment condition"
-            ext = {"code": "undefinedType", "typeName": m[1]}
-    elif m := re.match(r"Variable '\$(.+?)' of type '(.+?)' used in position expecting type '(.+?)'\.", msg):
-        argument = _nearest(chain, ArgumentNode)
-        arg_name = argument.name.value if argument else ""
-        msg = f"Type mismatch on variable ${m[1]} and argument {arg_name} ({m[2]} / {m[3]})"
-        ext = {"code": "variableMismatch", "variableName": m[1], "typeName": m[2], "argumentName": arg_name,
-               "errorMessage": "Type mismatch"}
-    elif m := re.match(r"Variable '\$(.+?)' is not defined(?: by operation '(.+?)')?\.", msg):
-        op = _nearest(chain, OperationDefinitionNode)
-        op_name = op.name.value if op and op.name else "anonymous query"
-        msg = f"Variable ${m[1]} is used by {op_name} but not declared"
-        ext = {"code": "variableNotDefined", "variableName": m[1]}
-    elif m := re.match(r"Variable '\$(.+?)' is never used(?: in operation '(.+?)')?\.", msg):
-        op = _nearest(chain, OperationDefinitionNode)
-        op_name = op.name.value if op and op.name else "anonymous query"
-        msg = f"Variable ${m[1]} is declared by {op_name} but not used"
-        ext = {"code": "variableNotUsed", "variableName": m[1]}
-    elif m := re.match(r"Field '(.+?)' of type '(.+?)' must have a selection of subfields", msg):
-        msg = (f"Field must have selections (field '{m[1]}' returns {m[2]} but has no selections. "
-               f"Did you mean '{m[1]} {{ ... }}'?)")
-        ext = {"code": "selectionMismatch", "nodeName": f"field '{m[1]}'", "typeName": m[2]}
-    elif m := re.match(r"Field '(.+?)' must not have a selection since type '(.+?)' has no subfields", msg):
-        msg = f"Selections can't be made on scalars (field '{m[1]}' returns {m[2]} but has selections [...])"
-        ext = {"code": "selectionMismatch", "nodeName": f"field '{m[1]}'", "typeName": m[2]}
-    elif (argument := _nearest(chain, ArgumentNode)) is not None and node is not None and not isinstance(
-            node, FieldNode):
+    for pattern, wording in _WORDINGS:
+        m = pattern.match(msg)
+        if m:
+            return wording(m, error, chain)
+    argument = _nearest(chain, ArgumentNode)
+    if argument is not None and node is not None and not isinstance(node, FieldNode):
         # ValuesOfCorrectTypeRule: a literal of the wrong type.
         field_node = _nearest(chain, FieldNode)
         owner = field_node.name.value if field_node else ""
         expected = re.search(r"type '(.+?)'", msg) or re.match(r"(\w+) cannot represent", msg)
         expected_type = expected[1] if expected else "?"
-        msg = (f"Argument '{argument.name.value}' on Field '{owner}' has an invalid value "
-               f"({print_ast(argument.value)}). Expected type '{expected_type}'.")
-        ext = {"code": "argumentLiteralsIncompatible", "typeName": "Field", "argumentName": argument.name.value}
-    else:
-        # GUESS: rules with no mapping keep graphql-core's wording under a generic code.
-        ext = {"code": "validationError"}
+        return (f"Argument '{argument.name.value}' on Field '{owner}' has an invalid value "
+                f"({print_ast(argument.value)}). Expected type '{expected_type}'."), {
+            "code": "argumentLiteralsIncompatible", "typeName": "Field", "argumentName": argument.name.value}
+    # GUESS: rules with no mapping keep graphql-core's wording under a generic code.
+    return msg, {"code": "validationError"}
+
+
+def _shopify_error(error: GraphQLError, chain: list[AstNode], node: AstNode | None) -> dict[str, Any]:
+    msg, ext = _shopify_wording(error, chain, node)
     out: dict[str, Any] = {"message": msg}
     if error.locations:
         out["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
@@ -139,7 +194,7 @@ def _shopify_error(error: GraphQLError, chain: list[AstNode], node: AstNode | No
     return out
 
 
-def _input_type_hint(_msg: str, error: GraphQLError) -> str:
+def _input_type_hint(error: GraphQLError) -> str:
     m = re.search(r"'([A-Za-z0-9_]+Input)'", error.message)
     return m[1] if m else "InputObject"
 
