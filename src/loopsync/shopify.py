@@ -446,8 +446,10 @@ class ShopifyClient:
             return None
         # Search may match loosely (1001 finds 1001-A); the exact name decides.
         value = bare if re.fullmatch(r"[A-Za-z0-9_.-]+", bare) else '"' + bare.replace('"', '\\"') + '"'
+        # Shopify compares order names case-insensitively (its search finds EXC-1 for exc-1),
+        # so the exact-name check does too.
         for order in self.iter_orders(f"name:{value}", sort_key="ID", page_size=50):
-            if order.name.lstrip("#") == bare:
+            if order.name.lstrip("#").casefold() == bare.casefold():
                 return order
         return None
 
