@@ -300,10 +300,9 @@ def preorders_add(
 ) -> None:
     """Treat a variant as on pre-order, with this shipping window."""
     variant_id = settings.variant_gid(variant)
-    if not window.strip():
-        raise ConfigError("The shipping window must not be empty.")
-    _store(db).add_override(variant_id, window.strip())
-    render.message(f"{variant_id} is now treated as pre-order ({window.strip()}).")
+    window = settings.validate_window(window)
+    _store(db).add_override(variant_id, window)
+    render.message(f"{variant_id} is now treated as pre-order ({window}).")
 
 
 @preorders_app.command("remove")
@@ -334,16 +333,16 @@ def config_set(
     value: Annotated[str, typer.Argument(help="The new value.")],
     db: DbOption = None,
 ) -> None:
-    """Change a setting, e.g. `loopsync config set exchange_name_prefix X-`."""
+    """Change a setting, e.g. `loopsync config set exchange_name_prefix X-` ('' turns an optional one off)."""
     now = service.set_setting(_store(db), key, value)
-    render.message(f"{key} = {now}")
+    render.message(f"{key} = {now}" if now else f"{key} is off (`loopsync config unset {key}` restores the default)")
 
 
 @config_app.command("unset")
 def config_unset(key: Annotated[str, typer.Argument(help="A setting name.")], db: DbOption = None) -> None:
     """Put a setting back to its default."""
     now = service.set_setting(_store(db), key, None)
-    render.message(f"{key} = {now} (default)")
+    render.message(f"{key} = {now} (default)" if now else f"{key} is off (default)")
 
 
 # -- demo and sandbox ---------------------------------------------------------
