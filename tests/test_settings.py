@@ -218,8 +218,9 @@ def test_validate_setting_rejects(key, value):
         settings.validate_setting(key, value)
 
 
-def test_optional_settings_can_be_unset():
-    assert settings.validate_setting("exchange_tag", "") is None
+def test_optional_settings_can_be_turned_off_or_unset():
+    # Blank is "off", kept apart from None ("not set": the default applies).
+    assert settings.validate_setting("exchange_tag", "") == ""
     assert settings.validate_setting("exchange_name_prefix", None) is None
     assert settings.validate_setting("preorder_tag", " pre-order ") == "pre-order"
 

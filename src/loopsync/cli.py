@@ -6,7 +6,6 @@ Every failure reaches the user as one sentence on stderr and an exit code from
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -100,29 +99,50 @@ def _root(
 # -- connect / disconnect -----------------------------------------------------
 
 
-def _secret(env: str, stdin_flag: bool, prompt: str, *, required: bool = True) -> str | None:
+def _given_secret(env: str, stdin_flag: bool, what: str) -> str | None:
+    """A secret given on stdin (one line) or in the environment; None when not given."""
     if stdin_flag:
         value = sys.stdin.readline().strip()
         if not value:
-            raise ConfigError(f"Nothing was read from standard input for the {prompt}.")
+            raise ConfigError(f"Nothing was read from standard input for the {what}.")
         return value
-    if os.environ.get(env):
-        return os.environ[env]
-    if not required:
-        return None
+    return settings.env_value(env)
+
+
+def _ask_secret(env: str, flag: str, what: str) -> str:
     if not sys.stdin.isatty():
-        raise ConfigError(f"No {prompt} given: set {env} or pipe it in with the matching --…-stdin option.")
-    return typer.prompt(prompt, hide_input=True)
+        raise ConfigError(f"No {what} given: set {env} or pipe it in with {flag}.")
+    return typer.prompt(what, hide_input=True)
+
+
+def _given_shopify(token_stdin: bool) -> service.ShopifyCredentials | None:
+    # Read before the Loop key: with both --…-stdin options, line 1 is the token, line 2 the key.
+    token = _given_secret(settings.ENV_SHOPIFY_TOKEN, token_stdin, "Shopify Admin API access token")
+    if token:
+        return service.ShopifyCredentials(token=token)
+    client_id = settings.env_value(settings.ENV_SHOPIFY_CLIENT_ID)
+    client_secret = settings.env_value(settings.ENV_SHOPIFY_CLIENT_SECRET)
+    if client_id and client_secret:
+        return service.ShopifyCredentials(client_id=client_id, client_secret=client_secret)
+    if client_id or client_secret:
+        raise ConfigError(
+            f"Set both {settings.ENV_SHOPIFY_CLIENT_ID} and {settings.ENV_SHOPIFY_CLIENT_SECRET}, or neither."
+        )
+    return None
 
 
 @app.command()
 def connect(
     shop: Annotated[str | None, typer.Option("--shop", help="example.myshopify.com (env LOOPSYNC_SHOP).")] = None,
     loop_key_stdin: Annotated[
-        bool, typer.Option("--loop-key-stdin", help="Read the Loop API key from the first line of stdin.")
+        bool,
+        typer.Option(
+            "--loop-key-stdin",
+            help="Read the Loop API key from stdin (its second line if --shopify-token-stdin is also given).",
+        ),
     ] = False,
     shopify_token_stdin: Annotated[
-        bool, typer.Option("--shopify-token-stdin", help="Read the Shopify Admin API token from stdin.")
+        bool, typer.Option("--shopify-token-stdin", help="Read the Shopify Admin API token from the first line of stdin.")
     ] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -130,26 +150,29 @@ def connect(
     replay: ReplayOption = None,
     anonymize: AnonymizeOption = False,
 ) -> None:
-    """Validate and store the Loop API key and the Shopify credentials. Run again to rotate keys."""
+    """Validate and store the Loop API key and the Shopify credentials. Run again to rotate either or both."""
     # A malformed domain is refused before the state file is created or touched.
-    shop = shop or os.environ.get(settings.ENV_SHOP)
+    shop = shop or settings.env_value(settings.ENV_SHOP)
     if shop:
         shop = settings.validate_shop_domain(shop)
     store = _store(db)
     _warn_permissions(store)
-    previous = store.connection()
-    shop = shop or (previous.shop if previous else None)
+    stored = store.connection()
+    shop = shop or (stored.shop if stored else None)
     if not shop:
         raise ConfigError("No shop given: pass --shop example.myshopify.com or set LOOPSYNC_SHOP.")
+    previous = service.previous_connection(store, shop)
 
-    client_id = os.environ.get(settings.ENV_SHOPIFY_CLIENT_ID)
-    client_secret = os.environ.get(settings.ENV_SHOPIFY_CLIENT_SECRET)
-    if shopify_token_stdin or os.environ.get(settings.ENV_SHOPIFY_TOKEN) or not (client_id and client_secret):
-        token = _secret(settings.ENV_SHOPIFY_TOKEN, shopify_token_stdin, "Shopify Admin API access token")
+    creds, loop_key = service.credentials_to_keep(
+        previous,
+        _given_shopify(shopify_token_stdin),
+        _given_secret(settings.ENV_LOOP_API_KEY, loop_key_stdin, "Loop Returns API key"),
+    )
+    if creds is None:
+        token = _ask_secret(settings.ENV_SHOPIFY_TOKEN, "--shopify-token-stdin", "Shopify Admin API access token")
         creds = service.ShopifyCredentials(token=token)
-    else:
-        creds = service.ShopifyCredentials(client_id=client_id, client_secret=client_secret)
-    loop_key = _secret(settings.ENV_LOOP_API_KEY, loop_key_stdin, "Loop Returns API key")
+    if loop_key is None:
+        loop_key = _ask_secret(settings.ENV_LOOP_API_KEY, "--loop-key-stdin", "Loop Returns API key")
 
     with recording.for_command(record=record, replay=replay, anonymize=anonymize, store=store, shop=shop):
         result = service.connect(
@@ -160,7 +183,8 @@ def connect(
             shopify_api_url=settings.url_override(settings.ENV_SHOPIFY_API_URL),
             loop_api_url=settings.url_override(settings.ENV_LOOP_API_URL),
         )
-    doc = service_status(store)
+    # Not checked against LOOPSYNC_SHOP: a --shop given here wins over it.
+    doc = service.status(store, check_env=False)
     if as_json:
         render.print_json(doc)
     else:
@@ -250,9 +274,7 @@ def release(
 
 
 def service_status(store) -> dict:
-    from loopsync.status import status_document
-
-    return status_document(store)
+    return service.status(store)
 
 
 @app.command()
@@ -300,10 +322,9 @@ def preorders_add(
 ) -> None:
     """Treat a variant as on pre-order, with this shipping window."""
     variant_id = settings.variant_gid(variant)
-    if not window.strip():
-        raise ConfigError("The shipping window must not be empty.")
-    _store(db).add_override(variant_id, window.strip())
-    render.message(f"{variant_id} is now treated as pre-order ({window.strip()}).")
+    window = settings.validate_window(window)
+    _store(db).add_override(variant_id, window)
+    render.message(f"{variant_id} is now treated as pre-order ({window}).")
 
 
 @preorders_app.command("remove")
@@ -334,16 +355,16 @@ def config_set(
     value: Annotated[str, typer.Argument(help="The new value.")],
     db: DbOption = None,
 ) -> None:
-    """Change a setting, e.g. `loopsync config set exchange_name_prefix X-`."""
+    """Change a setting, e.g. `loopsync config set exchange_name_prefix X-` ('' turns an optional one off)."""
     now = service.set_setting(_store(db), key, value)
-    render.message(f"{key} = {now}")
+    render.message(f"{key} = {now}" if now else f"{key} is off (`loopsync config unset {key}` restores the default)")
 
 
 @config_app.command("unset")
 def config_unset(key: Annotated[str, typer.Argument(help="A setting name.")], db: DbOption = None) -> None:
     """Put a setting back to its default."""
     now = service.set_setting(_store(db), key, None)
-    render.message(f"{key} = {now} (default)")
+    render.message(f"{key} = {now} (default)" if now else f"{key} is off (default)")
 
 
 # -- demo and sandbox ---------------------------------------------------------

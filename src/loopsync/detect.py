@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
+from loopsync import text
 from loopsync.models import FulfillmentOrder, FulfillmentOrderLine, LineItem, Order, PreorderPlan, VariantInfo
 
 ExchangeKind = Literal["separate", "native"]
@@ -21,6 +22,13 @@ HoldAction = Literal["hold_whole", "hold_lines", "none", "skip"]
 TO_BE_CONFIRMED = "to be confirmed"
 #: Loop rejects notes longer than this.
 NOTE_MAX_LENGTH = 255
+#: The longest note label a merchant may set (``config set note_label``).
+NOTE_LABEL_MAX_LENGTH = 40
+#: The longest shipping window loopsync repeats: with the longest label and the fixed
+#: text the Loop note stays within NOTE_MAX_LENGTH uncut (a test checks). GUESS: Shopify
+#: documents no limit for a hold's reasonNotes; the about 80 fixed characters loopsync
+#: puts around the window keep those notes under 255 too, a common column size.
+WINDOW_MAX_LENGTH = 150
 _NOTE_BODY = "This exchange item is on pre-order, estimated shipping: "
 
 _MONTHS = (
@@ -156,17 +164,16 @@ def _plan(info: VariantInfo, preferred_plan_id: str | None) -> PreorderPlan:
 def combined_window(windows: Iterable[str]) -> str:
     """One window text for an order with several pre-order items: the distinct windows, in order."""
     distinct = list(dict.fromkeys(w for w in (_clean(w) for w in windows) if w))
-    return "; ".join(distinct) if distinct else TO_BE_CONFIRMED
+    return text.shorten("; ".join(distinct), WINDOW_MAX_LENGTH) if distinct else TO_BE_CONFIRMED
 
 
 # --- the shipping window ----------------------------------------------------------------------
 
 
-def _clean(text: str | None) -> str | None:
-    if text is None:
-        return None
-    cleaned = " ".join(text.split())
-    return cleaned or None
+def _clean(raw: str | None) -> str | None:
+    # Windows come from metafields, selling plan descriptions and overrides, and are
+    # repeated into the Loop note, the hold's reason notes and the terminal.
+    return text.clean(raw, WINDOW_MAX_LENGTH) or None
 
 
 def shipping_window(
@@ -281,8 +288,8 @@ def note_text(label: str, window: str) -> str:
 
     A window too long for Loop's limit is cut and ends with an ellipsis.
     """
-    prefix = _note_prefix(label)
-    window = " ".join(window.split()) or TO_BE_CONFIRMED
+    prefix = _note_prefix(text.one_line(label))
+    window = text.one_line(window) or TO_BE_CONFIRMED
     room = NOTE_MAX_LENGTH - len(prefix) - 1  # the closing "."
     if room < 2:
         raise ValueError(f"note label too long for Loop's {NOTE_MAX_LENGTH}-character limit")

@@ -14,7 +14,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from loopsync import text
 from loopsync.reconcile import OrderOutcome, ScanReport
+
+#: Text from outside (order names, windows, API messages) is cut to this in tables and messages.
+SHOWN_MAX_LENGTH = 300
 
 
 def out() -> Console:
@@ -26,9 +30,15 @@ def err() -> Console:
     return Console(file=sys.stderr, highlight=False, soft_wrap=True)
 
 
-def message(text: str) -> None:
-    """A plain line on stderr: no Rich markup, so text from an API prints as it is."""
-    err().print(text, markup=False)
+def message(line: str) -> None:
+    """One plain line on stderr: no Rich markup, and no control characters or escape
+    sequences, so an order name or an API message cannot steer the terminal."""
+    err().print(text.one_line(line), markup=False)
+
+
+def cell(value: str | None, limit: int = SHOWN_MAX_LENGTH) -> str:
+    """Text from outside, for a Rich table: one printable line, cut to ``limit``, markup escaped."""
+    return escape(text.clean(value, limit))
 
 
 def print_json(document: Any) -> None:
@@ -113,16 +123,16 @@ def scan_table(report: ScanReport) -> Table | None:
     table.add_column("Action", no_wrap=True)
     table.add_column("Details")
     for o in rows:
-        name = escape(o.order_name)
+        name = cell(o.order_name)
         for a in o.actions:
             word = _ACTION_WORDS.get(a.kind, a.kind)
             if a.status != "done":
                 word = f"{a.kind} ({a.status})"
             # API text (notes, order names, Shopify's messages) is data, not Rich markup.
-            table.add_row(name, word, escape(a.detail))
+            table.add_row(name, word, cell(a.detail))
             name = ""
         if o.pending:
-            table.add_row(name, "[yellow]pending[/yellow]", escape(o.pending))
+            table.add_row(name, "[yellow]pending[/yellow]", cell(o.pending))
     return table
 
 
@@ -164,7 +174,7 @@ def show_status(doc: dict[str, Any]) -> None:
         for h in doc["held"]:
             # Windows come from metafields and overrides, names from Shopify: data, not markup.
             table.add_row(
-                escape(h["order"]), short_gid(h["fulfillment_order_id"]), escape(h["window"] or ""), when(h["placed_at"])
+                cell(h["order"]), short_gid(h["fulfillment_order_id"]), cell(h["window"]), when(h["placed_at"])
             )
         c.print(table)
     else:
@@ -174,5 +184,5 @@ def show_status(doc: dict[str, Any]) -> None:
         table.add_column("Order")
         table.add_column("Why")
         for p in doc["pending"]:
-            table.add_row(escape(p["order"] or p["order_id"]), escape(p["reason"] or ""))
+            table.add_row(cell(p["order"] or p["order_id"]), cell(p["reason"]))
         c.print(table)

@@ -6,7 +6,8 @@ then calls the reconciler. Nothing here prints.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,7 +60,7 @@ def options(store: Store) -> settings.Settings:
 def set_setting(store: Store, key: str, value: str | None) -> str | None:
     """Validate and store one setting (None resets it to the default); returns the value now in force."""
     store.set_setting(key, None if value is None else settings.validate_setting(key, value))
-    return store.setting(key)
+    return store.get_setting(key)
 
 
 def _shopify_client(
@@ -109,6 +110,7 @@ def connect(
 ) -> ConnectResult:
     """Validate both sets of credentials; store them only if both are accepted."""
     shop = settings.validate_shop_domain(shop)
+    previous_connection(store, shop)
     if not loop_key:
         raise ConfigError("No Loop API key was given.")
     if not shopify.token and not (shopify.client_id and shopify.client_secret):
@@ -153,11 +155,84 @@ def connect(
     )
 
 
+def previous_connection(store: Store, shop: str) -> Connection | None:
+    """The connection `connect` replaces: None for a new state file.
+
+    A state file is one store's ledger (its holds, releases and cursor), so it is
+    never re-pointed at another shop: that shop gets a state file of its own.
+    """
+    previous = store.connection()
+    if previous is not None and previous.shop != shop:
+        raise ConfigError(
+            f"This state file is connected to {previous.shop}, not {shop}: a state file belongs to one store, "
+            f"so connect {shop} with a state file of its own (--db)."
+        )
+    return previous
+
+
+def credentials_to_keep(
+    previous: Connection | None, shopify: ShopifyCredentials | None, loop_key: str | None
+) -> tuple[ShopifyCredentials | None, str | None]:
+    """What `connect` runs with when only one of the two credentials was given.
+
+    Rotating one key must not need the other: the stored one is checked again with
+    the new one and kept. When neither is given nothing is kept (the caller asks for
+    both), and a Loop key forgotten by `disconnect` is not there to keep.
+    """
+    if previous is None or (shopify is None and loop_key is None):
+        return shopify, loop_key
+    if shopify is None:
+        shopify = ShopifyCredentials(previous.shopify_token, previous.client_id, previous.client_secret)
+    return shopify, loop_key or previous.loop_api_key
+
+
+def check_environment(conn: Connection, env: Mapping[str, str] | None = None) -> None:
+    """Refuse to run when the environment names another shop or API than the stored connection.
+
+    Only `connect` reads LOOPSYNC_SHOP and the two URL variables (into the state file);
+    every other command runs with what is stored. A cron line that sets them to
+    something else means another store or server, so going on with the stored one
+    would act on a store nobody asked for.
+    """
+    env = os.environ if env is None else env
+    shop_text = settings.env_value(settings.ENV_SHOP, env)
+    if shop_text is not None:
+        shop = settings.validate_shop_domain(shop_text)
+        if shop != conn.shop:
+            raise ConfigError(
+                f"This state file is connected to {conn.shop}, not {shop} ({settings.ENV_SHOP}): "
+                f"use the state file for {shop} (--db), or unset {settings.ENV_SHOP}."
+            )
+    for name, stored, default in (
+        (settings.ENV_SHOPIFY_API_URL, conn.shopify_api_url, settings.default_shopify_api_url(conn.shop)),
+        (settings.ENV_LOOP_API_URL, conn.loop_api_url, settings.DEFAULT_LOOP_API_URL),
+    ):
+        wanted = settings.url_override(name, env)
+        if wanted is not None and wanted != (stored or default).rstrip("/"):
+            # Neither URL is shown: a pasted URL can carry a token.
+            raise ConfigError(
+                f"{name} is not the URL this state file was connected with: unset it, "
+                "or run `loopsync connect` with it to change the stored one."
+            )
+
+
 def require_connection(store: Store) -> Connection:
+    """The stored connection, checked against the environment (see :func:`check_environment`)."""
     conn = store.connection()
     if conn is None:
         raise ConfigError("loopsync is not connected yet: run `loopsync connect` first.")
+    check_environment(conn)
     return conn
+
+
+def status(store: Store, *, check_env: bool = True) -> dict:
+    """The status document; a connected state file is first checked against the environment."""
+    from loopsync.status import status_document
+
+    conn = store.connection()
+    if conn is not None and check_env:
+        check_environment(conn)
+    return status_document(store)
 
 
 def disconnect(store: Store) -> bool:

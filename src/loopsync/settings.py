@@ -17,6 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from loopsync import detect
+from loopsync import text as loopsync_text
 from loopsync.errors import ConfigError
 from loopsync.store import SETTING_DEFAULTS, Store
 
@@ -45,7 +47,7 @@ SECRET_ENV_VARS = (ENV_SHOPIFY_TOKEN, ENV_SHOPIFY_CLIENT_SECRET, ENV_LOOP_API_KE
 DEFAULT_LOOP_API_URL = "https://api.loopreturns.com"
 
 #: Longest note label we accept: the note must fit Loop's 255 characters with room for the window.
-MAX_NOTE_LABEL = 40
+MAX_NOTE_LABEL = detect.NOTE_LABEL_MAX_LENGTH
 
 
 def env_value(name: str, env: Mapping[str, str] | None = None) -> str | None:
@@ -157,43 +159,56 @@ def resolve_db_path(flag: str | os.PathLike[str] | None, env: Mapping[str, str] 
 # --- times ------------------------------------------------------------------------------
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: The longest duration loopsync takes (lookback, overlap, --since): a year is more than
+#: Shopify shows an app without read_all_orders (60 days), and far from datetime's limits.
+MAX_DURATION = timedelta(days=365)
+DURATION_RANGE = "between 1s and 365d"
 
 
 def parse_duration(text: str, *, what: str = "duration") -> timedelta:
-    """``"45m"``, ``"2h"``, ``"3d"``, ``"1w"``, ``"30s"`` → timedelta (must be positive)."""
+    """``"45m"``, ``"2h"``, ``"3d"``, ``"1w"``, ``"30s"`` → timedelta, from 1 second to 365 days."""
     match = _DURATION.match(text or "")
     if not match:
-        raise ConfigError(f"'{text}' is not a valid {what} (use a number and a unit, such as 45m, 2h or 3d).")
-    amount = int(match.group(1))
-    if amount <= 0:
-        raise ConfigError(f"'{text}' is not a valid {what} (it must be more than zero).")
-    try:
-        return timedelta(**{_UNITS[match.group(2).lower()]: amount})
-    except OverflowError:
-        raise ConfigError(f"'{text}' is not a valid {what} (too large).") from None
+        raise ConfigError(
+            f"'{_shown(text)}' is not a valid {what}: use a number and a unit (s, m, h, d or w), "
+            f"{DURATION_RANGE}, such as 45m, 2h or 3d."
+        )
+    digits = match.group(1).lstrip("0") or "0"
+    # Whole seconds in int arithmetic, and int() never sees thousands of digits (it refuses them).
+    seconds = int(digits) * _UNIT_SECONDS[match.group(2).lower()] if len(digits) <= 12 else -1
+    if not 0 < seconds <= MAX_DURATION.total_seconds():
+        raise ConfigError(f"'{_shown(text)}' is out of range for {what}: it must be {DURATION_RANGE}.")
+    return timedelta(seconds=seconds)
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """``--since``: a duration before ``now`` (``2h``, ``3d``, ``45m``) or an ISO date/datetime.
 
     A date means midnight UTC; a datetime without an offset is taken as UTC.
-    Returns an aware UTC datetime, never later than ``now``.
+    Returns an aware UTC datetime, not later than ``now`` and at most 365 days before it.
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
     value = (text or "").strip()
     if _DURATION.match(value):
-        since = now - parse_duration(value, what="--since value")
-    else:
-        since = _parse_iso_moment(value)
-        if since is None:
-            raise ConfigError(
-                f"'{text}' is not a valid --since value (use a duration such as 2h or 3d, or an ISO date "
-                "such as 2026-11-01 or 2026-11-01T09:30:00Z)."
-            )
+        return now - parse_duration(value, what="--since")
+    since = _parse_iso_moment(value)
+    if since is None:
+        raise ConfigError(
+            f"'{_shown(text)}' is not a valid --since value (use a duration such as 2h or 3d, or an ISO date "
+            "such as 2026-11-01 or 2026-11-01T09:30:00Z)."
+        )
     if since > now:
-        raise ConfigError(f"--since {text} is in the future.")
+        raise ConfigError(f"--since {value} is in the future.")
+    if since < now - MAX_DURATION:
+        # The scan re-reads from here minus the overlap: a date near year 1 would overflow.
+        raise ConfigError(f"--since {value} is too far back: it must be within the last 365 days.")
     return since
+
+
+def _shown(text: str | None, limit: int = 40) -> str:
+    """A value the user typed, short enough to repeat in a one-sentence error."""
+    return loopsync_text.shorten((text or "").strip(), limit)
 
 
 def _parse_iso_moment(value: str) -> datetime | None:
@@ -248,29 +263,44 @@ class Settings:
     overlap: timedelta = timedelta(minutes=10)
 
 
+#: Settings that can be turned off: ``config set KEY ''`` stores "off", ``config unset KEY``
+#: brings the default back (for exchange_name_prefix that is ``EXC-``, not off).
+OPTIONAL_SETTINGS = ("exchange_name_prefix", "exchange_tag", "native_exchange_tag")
+
+
 def validate_setting(key: str, value: str | None) -> str | None:
-    """Check one raw setting value before it is stored; returns it stripped (``None``/blank = unset)."""
+    """Check one raw setting value before it is stored; returns it stripped.
+
+    ``None`` means "not set" (the default applies). A blank value turns an optional
+    setting off and is returned as ``""`` so the store keeps it apart from "not set".
+    """
     if key not in SETTING_DEFAULTS:
-        raise ConfigError(f"Unknown setting '{key}' (known: {', '.join(SETTING_DEFAULTS)}).")
-    if value is None or not value.strip():
-        if key in ("exchange_tag", "exchange_name_prefix", "native_exchange_tag"):
-            return None
+        raise ConfigError(f"Unknown setting '{_shown(key)}' (known: {', '.join(SETTING_DEFAULTS)}).")
+    if value is None:
+        return None
+    if not value.strip():
+        if key in OPTIONAL_SETTINGS:
+            return ""
         raise ConfigError(f"The setting {key} cannot be empty.")
     value = value.strip()
+    problem = loopsync_text.line_problem(value)
     if key in ("lookback", "overlap"):
         parse_duration(value, what=key)
     elif key == "note_label":
-        if len(value) > MAX_NOTE_LABEL or any(c in value for c in "[]\n\r"):
+        if problem or len(value) > MAX_NOTE_LABEL or any(c in value for c in "[]"):
             raise ConfigError(
-                f"The note label must be at most {MAX_NOTE_LABEL} characters, without brackets or line breaks."
+                f"The note label must be one line of printable text, at most {MAX_NOTE_LABEL} characters, "
+                "without brackets."
             )
     elif key in ("metafield_namespace", "metafield_key"):
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
             raise ConfigError(f"The setting {key} must be 1-64 letters, digits, '-' or '_'.")
-    elif key in ("preorder_tag", "exchange_tag", "native_exchange_tag"):
+    elif key in ("preorder_tag", "exchange_tag", "native_exchange_tag", "exchange_name_prefix"):
         # tagsAdd takes a comma-separated string too, so a comma would add two tags.
-        if "," in value or len(value) > 255:
-            raise ConfigError(f"The setting {key} must be one tag: no commas, at most 255 characters.")
+        if problem or "," in value or len(value) > 255:
+            raise ConfigError(
+                f"The setting {key} must be one line of printable text without commas, at most 255 characters."
+            )
     return value
 
 
@@ -280,12 +310,12 @@ def load_settings(store: Store | None, **flags: str | None) -> Settings:
     if unknown:
         raise ConfigError(f"Unknown setting '{sorted(unknown)[0]}' (known: {', '.join(SETTING_DEFAULTS)}).")
     raw = dict(SETTING_DEFAULTS) if store is None else store.settings()
-    raw.update({k: v for k, v in flags.items() if v is not None})
-    values = {key: validate_setting(key, value) for key, value in raw.items()}
+    values = {key: _stored_setting(key, value) for key, value in raw.items()}
+    values.update({k: validate_setting(k, v) for k, v in flags.items() if v is not None})
     return Settings(
-        exchange_name_prefix=values["exchange_name_prefix"],
-        exchange_tag=values["exchange_tag"],
-        native_exchange_tag=values["native_exchange_tag"],
+        exchange_name_prefix=values["exchange_name_prefix"] or None,
+        exchange_tag=values["exchange_tag"] or None,
+        native_exchange_tag=values["native_exchange_tag"] or None,
         preorder_tag=values["preorder_tag"] or "pre-order",
         note_label=values["note_label"] or "loopsync",
         metafield_namespace=values["metafield_namespace"] or "preorder",
@@ -293,6 +323,35 @@ def load_settings(store: Store | None, **flags: str | None) -> Settings:
         lookback=parse_duration(values["lookback"] or "7d", what="lookback"),
         overlap=parse_duration(values["overlap"] or "10m", what="overlap"),
     )
+
+
+def _stored_setting(key: str, value: str | None) -> str | None:
+    """A value from the state file, which an older loopsync may have accepted unchecked."""
+    try:
+        return validate_setting(key, value)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"The {key} setting stored in this state file is not accepted ({exc.message.rstrip('.')}): "
+            f"run `loopsync config unset {key}` to go back to the default, or set a valid value."
+        ) from None
+
+
+# --- the connection in effect ----------------------------------------------------------------
+
+
+def validate_window(value: str) -> str:
+    """A shipping window for `preorders add`: one printable line that fits the Loop note uncut."""
+    window = (value or "").strip()
+    if not window:
+        raise ConfigError("The shipping window must not be empty.")
+    problem = loopsync_text.line_problem(window)
+    if problem or len(window) > detect.WINDOW_MAX_LENGTH:
+        why = problem or f"it is {len(window)} characters long"
+        raise ConfigError(
+            f"The shipping window must be one line of printable text, at most {detect.WINDOW_MAX_LENGTH} "
+            f"characters ({why})."
+        )
+    return window
 
 
 # --- ids the user types -------------------------------------------------------------------------

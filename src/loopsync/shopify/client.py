@@ -156,8 +156,10 @@ class ShopifyClient:
             return None
         # Search may match loosely (1001 finds 1001-A); the exact name decides.
         value = bare if re.fullmatch(r"[A-Za-z0-9_.-]+", bare) else '"' + bare.replace('"', '\\"') + '"'
+        # GUESS: Shopify's search matches names case-insensitively (exc-1 finds EXC-1, as in
+        # the sandbox); the exact-name check must agree, or a name typed in lower case finds nothing.
         for order in self.iter_orders(f"name:{value}", sort_key="ID", page_size=50):
-            if order.name.lstrip("#") == bare:
+            if order.name.lstrip("#").casefold() == bare.casefold():
                 return order
         return None
 
