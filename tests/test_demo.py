@@ -45,8 +45,9 @@ def test_the_demo_command_shows_hold_note_and_release_in_under_30_seconds(tmp_pa
     assert "pre-order lines only (split)" in out
     # The notes as Loop shows them.
     assert JACKET_NOTE in out and BOOTS_NOTE in out
-    # The release after the jacket ships, then a scan that changes nothing.
-    assert "0 held, 0 tagged, 0 noted, 2 released, 0 pending" in out
+    # The release after the jacket ships, with its note in Loop, then a scan that changes nothing.
+    assert "0 held, 0 tagged, 2 noted, 2 released, 0 pending" in out
+    assert "The pre-order item is ready: the hold was released." in out
     assert "its pre-order item shipped" in out
     assert "Shopify mutations sent by this scan: 0" in out
     # Nothing left behind in the user's data directory.

@@ -108,7 +108,10 @@ def run_demo(*, keep_db: Path | None = None) -> None:
         shipped = _ship_dated_preorder(sandbox.world)
         render.out().print(f"Took {shipped} off pre-order in the sandbox store.")
 
-        _step("4. Second scan: loopsync lifts its own holds on the jacket exchanges; other apps' holds stay")
+        _step(
+            "4. Second scan: loopsync lifts its own holds on the jacket exchanges and tells Loop; "
+            "other apps' holds stay"
+        )
         report = service.scan(store)
         render.out().print(render.scan_table(report) or "nothing to do")
         render.out().print(render.scan_summary(report))

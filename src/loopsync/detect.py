@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 from loopsync import text
@@ -30,6 +30,7 @@ NOTE_LABEL_MAX_LENGTH = 40
 #: puts around the window keep those notes under 255 too, a common column size.
 WINDOW_MAX_LENGTH = 150
 _NOTE_BODY = "This exchange item is on pre-order, estimated shipping: "
+_RELEASE_NOTE_BODY = "The pre-order item is ready: the hold was released."
 
 _MONTHS = (
     "January",
@@ -55,6 +56,11 @@ _UNHOLDABLE_STATUSES = frozenset({"CLOSED", "CANCELLED", "INCOMPLETE"})
 
 def _norm_tag(tag: str) -> str:
     return " ".join(tag.split()).casefold()
+
+
+def has_tag(tags: Iterable[str], tag: str | None) -> bool:
+    """Whether ``tag`` is among ``tags`` as Shopify compares them: case and spacing do not count."""
+    return tag is not None and _norm_tag(tag) in {_norm_tag(t) for t in tags}
 
 
 def exchange_kind(
@@ -296,6 +302,51 @@ def note_text(label: str, window: str) -> str:
     if len(window) > room:
         window = window[: room - 1].rstrip() + "…"
     return f"{prefix}{window}."
+
+
+def release_note_text(label: str) -> str:
+    """``[{label}] The pre-order item is ready: the hold was released.``: the note after loopsync lifts its hold."""
+    return f"[{label}] {_RELEASE_NOTE_BODY}"
+
+
+# --- waiting for the Loop return ----------------------------------------------------------------------
+
+#: After the n-th lookup that did not find the Loop return, the next one waits NOTE_RETRY_DELAYS[n-1];
+#: after the last of them, a day. A return that is minutes late is found within the hour; one that
+#: never comes costs a lookup a day, not one every scan.
+NOTE_RETRY_DELAYS = (timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4))
+NOTE_RETRY_DAILY = timedelta(days=1)
+#: How long loopsync reports a missing Loop return as pending before it gives up telling (it still
+#: looks once a day). Loop creates the exchange order when it processes the return, so a return still
+#: missing after two weeks is not late: someone has to look.
+NOTE_GIVE_UP_AFTER = timedelta(days=14)
+
+
+@dataclass(frozen=True)
+class NoteRetry:
+    """Where the wait for an order's Loop return stands after one more lookup that did not find it."""
+
+    attempts: int  # lookups that did not find the return, this one included
+    first_missed_at: datetime
+    next_retry_at: datetime
+    gave_up_at: datetime | None
+    news: bool  # worth a person's attention (exit 1): the first miss, or the moment it gives up
+
+
+def note_retry(attempts_before: int, first_missed_at: datetime | None, gave_up_at: datetime | None,
+               now: datetime) -> NoteRetry:
+    """The back-off after a lookup at ``now`` that did not find the Loop return."""
+    attempts = attempts_before + 1
+    first = first_missed_at or now
+    delay = NOTE_RETRY_DELAYS[attempts - 1] if attempts <= len(NOTE_RETRY_DELAYS) else NOTE_RETRY_DAILY
+    gives_up_now = gave_up_at is None and now - first >= NOTE_GIVE_UP_AFTER
+    return NoteRetry(
+        attempts=attempts,
+        first_missed_at=first,
+        next_retry_at=now + delay,
+        gave_up_at=now if gives_up_now else gave_up_at,
+        news=attempts == 1 or gives_up_now,
+    )
 
 
 # --- when to release ------------------------------------------------------------------------------------

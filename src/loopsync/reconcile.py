@@ -54,7 +54,24 @@ class OrderOutcome:
     reason: str = ""
     window: str | None = None
     actions: list[Action] = field(default_factory=list)
-    pending: str | None = None  # why this order needs another pass
+    pending: str | None = None  # why this order needs another pass, next scan
+    # The note waits for a Loop return that does not exist yet: looked for again on a
+    # back-off schedule (detect.note_retry), not every scan.
+    note_wait: detect.NoteRetry | None = None
+    waiting: str | None = None  # that wait, in a sentence
+
+    @property
+    def attention(self) -> str | None:
+        """What a person should hear about this order; a scan with any exits 1.
+
+        A note waiting for its Loop return is news twice: when it starts, and when
+        loopsync gives up reporting it. In between it is only shown by ``status``.
+        """
+        if self.pending:
+            return self.pending
+        if self.note_wait is not None and self.note_wait.news:
+            return self.waiting
+        return None
 
 
 @dataclass
@@ -72,7 +89,13 @@ class ScanReport:
 
     @property
     def pending(self) -> list[OrderOutcome]:
-        return [o for o in self.outcomes if o.pending]
+        """Orders that need attention (see ``OrderOutcome.attention``)."""
+        return [o for o in self.outcomes if o.attention]
+
+    @property
+    def waiting(self) -> list[OrderOutcome]:
+        """Orders whose note waits for its Loop return, news or not."""
+        return [o for o in self.outcomes if o.note_wait is not None]
 
 
 def _now() -> datetime:
@@ -81,6 +104,16 @@ def _now() -> datetime:
 
 def _utc(ts: datetime) -> datetime:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def _moment(iso: str | None) -> datetime | None:
+    return None if iso is None else _utc(datetime.fromisoformat(iso))
+
+
+# Decisions after which an order needs no "on pre-order" note: its wait for the Loop return ends.
+_NO_NOTE_NEEDED = frozenset(
+    {"not_exchange", "no_preorder_items", "manual_release_respected", "closed", "released", "released_manually"}
+)
 
 
 class Reconciler:
@@ -160,6 +193,9 @@ class Reconciler:
         # updated or not.
         wanted.update(p.order_id for p in self.store.pending_orders())
         wanted.update(i.order_id for i in self.store.open_intents())
+        # An order whose note waits for its Loop return is held and costs nothing until
+        # its next lookup is due (or Shopify reports it updated, above).
+        wanted.update(self.store.note_retries_due(self.clock()))
         holds_by_order: dict[str, list] = {}
         for row in self.store.active_holds():
             holds_by_order.setdefault(row.order_id, []).append(row)
@@ -255,6 +291,7 @@ class Reconciler:
         outcome = OrderOutcome(order_id=order.id, order_name=order.name, kind=kind)
         try:
             self._reconcile(order, kind, outcome)
+            self._ensure_release_note(order, outcome)
         except OutcomeUnknownError as exc:
             outcome.pending = f"outcome of a call unknown, will verify next scan ({exc.message})"
         except ApiError as exc:
@@ -286,6 +323,12 @@ class Reconciler:
             outcome.decision = "manual_release_respected"
             outcome.reason = "support released this order by hand; loopsync leaves it alone"
             return
+        if detect.has_tag(order.tags, self.options.release_tag):
+            # The tag `loopsync release` adds: the decision lives with the order in Shopify,
+            # so a new or lost state file does not hold again what support released.
+            outcome.decision = "manual_release_respected"
+            outcome.reason = f"the order carries the tag '{self.options.release_tag}'; loopsync leaves it alone"
+            return
         if self.loop is None:
             outcome.decision = "disconnected_skip"
             outcome.reason = "Loop is disconnected: no new holds, tags or notes"
@@ -300,6 +343,8 @@ class Reconciler:
         if not outcome.pending:
             outcome.decision = "held"
             outcome.reason = f"{len(preorder)} exchange item(s) on pre-order, estimated shipping: {outcome.window}"
+            if outcome.waiting:
+                outcome.reason += f"; {outcome.waiting}"
 
     # -- holds ------------------------------------------------------------------
 
@@ -460,9 +505,9 @@ class Reconciler:
 
     # -- tag ------------------------------------------------------------------
 
-    def _ensure_tag(self, order: Order, outcome: OrderOutcome) -> None:
-        tag = self.options.preorder_tag
-        if any(t.lower() == tag.lower() for t in order.tags):
+    def _ensure_tag(self, order: Order, outcome: OrderOutcome, tag: str | None = None) -> None:
+        tag = tag or self.options.preorder_tag
+        if detect.has_tag(order.tags, tag):
             return
         if self.dry_run:
             outcome.actions.append(Action("tag", order.id, f"would add tag '{tag}'", "planned"))
@@ -485,10 +530,49 @@ class Reconciler:
         content = detect.note_text(self.options.note_label, outcome.window or "to be confirmed")
         return_id = self.store.return_for_order(order.id) or self._find_return(order, kind)
         if return_id is None:
-            outcome.pending = "Loop return not found yet"
+            self._wait_for_return(order, outcome)
             return
         if not self.dry_run:
             self.store.set_order_return(order.id, return_id)
+            self.store.clear_note_wait(order.id)
+        self._post_note(order, return_id, content, outcome)
+
+    def _wait_for_return(self, order: Order, outcome: OrderOutcome) -> None:
+        """No Loop return yet: the hold stays, and the note is looked for again later, less and less often."""
+        row = self.store.order(order.id)
+        wait = detect.note_retry(
+            row.note_attempts if row else 0,
+            _moment(row.note_first_missed_at) if row else None,
+            _moment(row.note_gave_up_at) if row else None,
+            self.clock(),
+        )
+        outcome.note_wait = wait
+        next_try = wait.next_retry_at.strftime("%Y-%m-%d %H:%M UTC")
+        if wait.gave_up_at is not None:
+            days = detect.NOTE_GIVE_UP_AFTER.days
+            outcome.waiting = (
+                f"Loop return still not found after {days} days: gave up reporting it "
+                f"(the hold stays; looked for once a day, next {next_try})"
+            )
+        elif wait.attempts == 1:
+            outcome.waiting = (
+                f"Loop return not found yet: the hold is in place; the note is looked for again at {next_try}, "
+                f"then less often (gives up after {detect.NOTE_GIVE_UP_AFTER.days} days)"
+            )
+        else:
+            outcome.waiting = f"Loop return not found yet (lookup {wait.attempts}; next {next_try})"
+        if not self.dry_run:
+            self.store.set_note_wait(
+                order.id,
+                attempts=wait.attempts,
+                first_missed_at=wait.first_missed_at,
+                next_retry_at=wait.next_retry_at,
+                gave_up_at=wait.gave_up_at,
+            )
+
+    def _post_note(self, order: Order, return_id: int | str, content: str, outcome: OrderOutcome) -> None:
+        """Post ``content`` on the return once: not if the ledger or Loop's own list already has it."""
+        assert self.loop is not None
         if self.store.note_recorded(return_id, content) and not self.dry_run:
             return
         existing = self.loop.notes(return_id)
@@ -509,6 +593,35 @@ class Reconciler:
         self._done("note", action_id, {"return_id": return_id})
         self.store.record_note(return_id, content, order_id=order.id)
         outcome.actions.append(Action("note", str(return_id), content))
+
+    def _ensure_release_note(self, order: Order, outcome: OrderOutcome) -> None:
+        """Once loopsync has lifted its last hold on the order, tell the Loop return (once).
+
+        What is owed is recorded with the release itself (``release_note_due_at``, set in
+        the same transaction), so a crash after the release still gets the note posted by
+        the next pass; the ledger and Loop's notes list keep it from being posted twice.
+        """
+        released_now = {a.target for a in outcome.actions if a.kind == "release" and a.status in ("done", "planned")}
+        if self.dry_run:
+            due = bool(released_now)
+        else:
+            due = self.store.release_note_due(order.id)
+        if not due:
+            return
+        still_held = any(fo.our_hold is not None and fo.id not in released_now for fo in order.fulfillment_orders)
+        still_recorded = any(
+            r.status == "active" and r.fulfillment_order_id not in released_now
+            for r in self.store.holds_for_order(order.id)
+        )
+        if still_held or still_recorded:
+            return  # another of our holds waits for its own pre-order: not ready yet
+        return_id = self.store.return_for_order(order.id)
+        # Not posted (and not owed any more) when it is switched off, when Loop is
+        # disconnected, or when no return ever received the pre-order note.
+        if self.options.release_note and self.loop is not None and return_id is not None:
+            self._post_note(order, return_id, detect.release_note_text(self.options.note_label), outcome)
+        if not self.dry_run:
+            self.store.clear_release_note_due(order.id)
 
     def _find_return(self, order: Order, kind: str) -> int | None:
         assert self.loop is not None
@@ -589,7 +702,7 @@ class Reconciler:
     def _record(self, order: Order, outcome: OrderOutcome) -> None:
         if self.dry_run or (outcome.kind is None and not outcome.actions):
             return
-        self.store.record_order_outcome(
+        row = self.store.record_order_outcome(
             order_id=order.id,
             name=order.name,
             kind=outcome.kind,
@@ -597,6 +710,8 @@ class Reconciler:
             window=outcome.window,
             pending_reason=outcome.pending,
         )
+        if row.note_next_retry_at is not None and outcome.note_wait is None and outcome.decision in _NO_NOTE_NEEDED:
+            self.store.clear_note_wait(order.id)
         self.store.record_decision(
             scan_id=self.scan_id,
             order_id=order.id,
@@ -608,21 +723,37 @@ class Reconciler:
     # -- manual release -------------------------------------------------------
 
     def release_by_hand(self, ref: str) -> OrderOutcome:
-        """Support lifts loopsync's holds on one order; later scans leave it alone."""
+        """Support lifts loopsync's holds on one order; later scans leave it alone.
+
+        The decision is written down before the holds are lifted, in the state file and
+        as the release tag on the order in Shopify, so that neither a crash half-way
+        nor a new state file lets a scan hold the order again.
+        """
         order = self.shopify.find_order(ref)
         if order is None:
             raise NotFoundError(f"No order '{ref}' was found in Shopify.")
         outcome = OrderOutcome(order_id=order.id, order_name=order.name, kind=self._kind(order))
+        if not self.dry_run:
+            self.store.mark_manual_release(order.id, name=order.name)
+            self.store.clear_note_wait(order.id)  # released: the "on pre-order" note is moot
+        self._ensure_tag(order, outcome, self.options.release_tag)
         for fo in order.fulfillment_orders:
             if fo.our_hold is not None:
                 self._release(order, fo, fo.our_hold.id, "manual", outcome, "released by hand")
-        if not self.dry_run and not outcome.pending:
-            self.store.mark_manual_release(order.id, name=order.name)
-            outcome.decision = "released_manually"
-            outcome.reason = "released by hand" if outcome.actions else "no loopsync hold; future scans will not hold it"
-            self.store.record_decision(
-                scan_id=None, order_id=order.id, order_name=order.name, decision=outcome.decision, reason=outcome.reason
-            )
+        if self.dry_run or outcome.pending:
+            return outcome
+        released = any(a.kind == "release" for a in outcome.actions)
+        try:
+            self._ensure_release_note(order, outcome)
+        except OutcomeUnknownError as exc:
+            outcome.pending = f"the release note's outcome is unknown; the next scan checks it ({exc.message})"
+        except ApiError as exc:
+            outcome.pending = f"the release note was not posted; the next scan retries it ({exc.message})"
+        outcome.decision = "released_manually"
+        outcome.reason = "released by hand" if released else "no loopsync hold; future scans will not hold it"
+        self.store.record_decision(
+            scan_id=None, order_id=order.id, order_name=order.name, decision=outcome.decision, reason=outcome.reason
+        )
         return outcome
 
 

@@ -78,7 +78,13 @@ def outcome_json(o: OrderOutcome) -> dict[str, Any]:
         "decision": o.decision,
         "reason": o.reason,
         "window": o.window,
-        "pending": o.pending,
+        "pending": o.attention,
+        "note_wait": None if o.note_wait is None else {
+            "attempts": o.note_wait.attempts,
+            "waiting_since": o.note_wait.first_missed_at,
+            "next_retry_at": o.note_wait.next_retry_at,
+            "gave_up_at": o.note_wait.gave_up_at,
+        },
         "actions": [{"kind": a.kind, "target": a.target, "detail": a.detail, "status": a.status} for a in o.actions],
     }
 
@@ -95,6 +101,7 @@ def scan_json(report: ScanReport) -> dict[str, Any]:
         "notes_posted": report.count("note"),
         "holds_released": report.count("release"),
         "pending": len(report.pending),
+        "waiting_for_return": len(report.waiting),
         "orders": [outcome_json(o) for o in report.outcomes if o.kind or o.actions],
     }
 
@@ -102,11 +109,12 @@ def scan_json(report: ScanReport) -> dict[str, Any]:
 def scan_summary(report: ScanReport) -> str:
     verb = "Dry run" if report.dry_run else "Scan"
     planned = "planned" if report.dry_run else "done"
+    waiting = f", {len(report.waiting)} waiting for their Loop return" if report.waiting else ""
     return (
         f"{verb}: {report.orders_seen} orders read, {report.exchanges_seen} Loop exchanges; "
         f"{report.count('hold', planned)} held, {report.count('tag', planned)} tagged, "
         f"{report.count('note', planned)} noted, {report.count('release', planned)} released, "
-        f"{len(report.pending)} pending."
+        f"{len(report.pending)} pending{waiting}."
     )
 
 
@@ -115,7 +123,7 @@ _ACTION_WORDS = {"hold": "held", "tag": "tagged", "note": "noted in Loop", "rele
 
 def scan_table(report: ScanReport) -> Table | None:
     """One row per action (or per pending order): order, what happened, the details."""
-    rows = [o for o in report.outcomes if o.actions or o.pending]
+    rows = [o for o in report.outcomes if o.actions or o.pending or o.waiting]
     if not rows:
         return None
     table = Table(title="What this scan would do" if report.dry_run else "What this scan did")
@@ -133,6 +141,8 @@ def scan_table(report: ScanReport) -> Table | None:
             name = ""
         if o.pending:
             table.add_row(name, "[yellow]pending[/yellow]", cell(o.pending))
+        elif o.waiting:
+            table.add_row(name, "[yellow]waiting[/yellow]", cell(o.waiting))
     return table
 
 
@@ -145,7 +155,7 @@ def show_scan(report: ScanReport, *, verbose: bool, interactive: bool) -> None:
     if table is not None or verbose or report.pending:
         err().print(scan_summary(report), markup=False)
     for o in report.pending:
-        message(f"pending: {o.order_name}: {o.pending}")
+        message(f"pending: {o.order_name}: {o.attention}")
 
 
 # -- status -------------------------------------------------------------------
@@ -180,9 +190,12 @@ def show_status(doc: dict[str, Any]) -> None:
     else:
         c.print("No orders held by loopsync.")
     if doc["pending"]:
-        table = Table(title="Pending (retried next scan)")
-        table.add_column("Order")
-        table.add_column("Why")
+        table = Table(title="Pending")
+        for col in ("Order", "Why", "Attempts", "Next try (UTC)"):
+            table.add_column(col)
         for p in doc["pending"]:
-            table.add_row(cell(p["order"] or p["order_id"]), cell(p["reason"]))
+            next_try = when(p.get("next_retry_at")) or "next scan"
+            table.add_row(
+                cell(p["order"] or p["order_id"]), cell(p["reason"]), str(p["attempts"]), next_try
+            )
         c.print(table)

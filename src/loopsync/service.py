@@ -59,7 +59,7 @@ def options(store: Store) -> settings.Settings:
 
 def set_setting(store: Store, key: str, value: str | None) -> str | None:
     """Validate and store one setting (None resets it to the default); returns the value now in force."""
-    store.set_setting(key, None if value is None else settings.validate_setting(key, value))
+    store.set_setting(key, settings.validate_change(store.settings(), key, value))
     return store.get_setting(key)
 
 

@@ -261,6 +261,15 @@ class Settings:
     metafield_key: str = "shipping_window"
     lookback: timedelta = timedelta(days=7)
     overlap: timedelta = timedelta(minutes=10)
+    # Post "[label] The pre-order item is ready: the hold was released." when loopsync lifts its hold.
+    release_note: bool = True
+    # `loopsync release` adds it; a scan never holds an order that carries it.
+    release_tag: str = "loopsync-release"
+
+
+_SWITCH = {"on": "on", "true": "on", "yes": "on", "1": "on", "off": "off", "false": "off", "no": "off", "0": "off"}
+#: Settings that name a tag; the release tag must differ from the others or it would undo them.
+_TAG_SETTINGS = ("preorder_tag", "exchange_tag", "native_exchange_tag")
 
 
 #: Settings that can be turned off: ``config set KEY ''`` stores "off", ``config unset KEY``
@@ -295,13 +304,43 @@ def validate_setting(key: str, value: str | None) -> str | None:
     elif key in ("metafield_namespace", "metafield_key"):
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
             raise ConfigError(f"The setting {key} must be 1-64 letters, digits, '-' or '_'.")
-    elif key in ("preorder_tag", "exchange_tag", "native_exchange_tag", "exchange_name_prefix"):
+    elif key in (*_TAG_SETTINGS, "release_tag", "exchange_name_prefix"):
         # tagsAdd takes a comma-separated string too, so a comma would add two tags.
         if problem or "," in value or len(value) > 255:
             raise ConfigError(
-                f"The setting {key} must be one line of printable text without commas, at most 255 characters."
+                f"The setting {key} must be one tag: one line of printable text without commas, at most 255 characters."
             )
+    elif key == "release_note":
+        if value.lower() not in _SWITCH:
+            raise ConfigError(f"The setting {key} must be on or off, not '{value}'.")
+        value = _SWITCH[value.lower()]
     return value
+
+
+def _same_tag(a: str | None, b: str | None) -> bool:
+    # Shopify compares tags without regard to case (see detect._norm_tag).
+    return a is not None and b is not None and " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
+def check_settings(values: Mapping[str, str | None]) -> None:
+    """Rules between settings: the release tag says "never hold", so no other tag may share its name."""
+    for other in _TAG_SETTINGS:
+        if _same_tag(values.get("release_tag"), values.get(other)):
+            raise ConfigError(
+                f"The settings release_tag and {other} must be different tags (both are '{values[other]}')."
+            )
+
+
+def validate_change(current: Mapping[str, str | None], key: str, value: str | None) -> str | None:
+    """:func:`validate_setting` (``None``: back to the default), then the rules between settings
+    as they would be after the change."""
+    if key not in SETTING_DEFAULTS:
+        raise ConfigError(f"Unknown setting '{key}' (known: {', '.join(SETTING_DEFAULTS)}).")
+    checked = None if value is None else validate_setting(key, value)
+    after = dict(current)
+    after[key] = SETTING_DEFAULTS[key] if value is None else checked
+    check_settings(after)
+    return checked
 
 
 def load_settings(store: Store | None, **flags: str | None) -> Settings:
@@ -312,6 +351,7 @@ def load_settings(store: Store | None, **flags: str | None) -> Settings:
     raw = dict(SETTING_DEFAULTS) if store is None else store.settings()
     values = {key: _stored_setting(key, value) for key, value in raw.items()}
     values.update({k: validate_setting(k, v) for k, v in flags.items() if v is not None})
+    check_settings(values)
     return Settings(
         exchange_name_prefix=values["exchange_name_prefix"] or None,
         exchange_tag=values["exchange_tag"] or None,
@@ -322,6 +362,8 @@ def load_settings(store: Store | None, **flags: str | None) -> Settings:
         metafield_key=values["metafield_key"] or "shipping_window",
         lookback=parse_duration(values["lookback"] or "7d", what="lookback"),
         overlap=parse_duration(values["overlap"] or "10m", what="overlap"),
+        release_note=(values["release_note"] or "on") == "on",
+        release_tag=values["release_tag"] or "loopsync-release",
     )
 
 

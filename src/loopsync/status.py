@@ -48,11 +48,46 @@ def status_document(store: Store) -> dict[str, Any]:
             }
             for h in store.active_holds()
         ],
-        "pending": [
-            {"order_id": p.order_id, "order": p.name, "reason": p.pending_reason, "attempts": p.attempts}
-            for p in store.pending_orders()
-        ],
+        "pending": pending(store),
     }
+
+
+def pending(store: Store) -> list[dict[str, Any]]:
+    """Orders retried next scan, then orders whose note waits for its Loop return (retried on a
+    back-off schedule: ``next_retry_at``; ``gave_up_at`` once loopsync stopped reporting it)."""
+    rows = [
+        {
+            "order_id": p.order_id,
+            "order": p.name,
+            "reason": p.pending_reason,
+            "attempts": p.attempts,
+            "waiting_since": None,
+            "next_retry_at": None,
+            "gave_up_at": None,
+        }
+        for p in store.pending_orders()
+    ]
+    listed = {r["order_id"] for r in rows}
+    for w in store.note_waits():
+        if w.order_id in listed:
+            continue
+        reason = (
+            "Loop return not found: gave up reporting it (looked for once a day)"
+            if w.note_gave_up_at
+            else "Loop return not found yet"
+        )
+        rows.append(
+            {
+                "order_id": w.order_id,
+                "order": w.name,
+                "reason": reason,
+                "attempts": w.note_attempts,
+                "waiting_since": w.note_first_missed_at,
+                "next_retry_at": w.note_next_retry_at,
+                "gave_up_at": w.note_gave_up_at,
+            }
+        )
+    return rows
 
 
 def not_connected_document() -> dict[str, Any]:

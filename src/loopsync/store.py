@@ -42,6 +42,8 @@ ACTION_STATUSES = frozenset({"intent", "done", "failed", "unknown"})
 SCAN_OUTCOMES = frozenset({"running", "ok", "pending", "failed", "dry-run", "crashed"})
 HOLD_STATUSES = frozenset({"active", "released", "released_manually", "released_externally"})
 RELEASED_BY = frozenset({"scan", "manual", "external"})
+#: Releases loopsync made itself: the ones that owe the Loop return a release note.
+LOOPSYNC_RELEASES = frozenset({"scan", "manual"})
 ORDER_KINDS = frozenset({"separate", "native"})
 #: States and decisions loopsync writes (documentation, and what ``explain`` will
 #: render). The store only checks their shape, so a new decision in the reconciler
@@ -94,6 +96,8 @@ SETTING_DEFAULTS: dict[str, str | None] = {
     "metafield_key": "shipping_window",
     "lookback": "7d",
     "overlap": "10m",
+    "release_note": "on",
+    "release_tag": "loopsync-release",
 }
 
 _MIGRATION_SET = "loopsync"
@@ -246,6 +250,22 @@ def _m002_client_credentials(db: Database) -> None:
         db.execute(sql)
 
 
+@migrations(name="m004_note_backoff")
+def _m004_note_backoff(db: Database) -> None:
+    # An exchange whose Loop return does not exist yet waits for its note on a back-off
+    # schedule instead of keeping every scan pending; and once loopsync lifts its last
+    # hold on an order, a second note ("the hold was released") is owed until posted.
+    for sql in [
+        "ALTER TABLE orders ADD COLUMN note_attempts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE orders ADD COLUMN note_first_missed_at TEXT",
+        "ALTER TABLE orders ADD COLUMN note_next_retry_at TEXT",
+        "ALTER TABLE orders ADD COLUMN note_gave_up_at TEXT",
+        "ALTER TABLE orders ADD COLUMN release_note_due_at TEXT",
+        "CREATE INDEX orders_note_retry ON orders(note_next_retry_at) WHERE note_next_retry_at IS NOT NULL",
+    ]:
+        db.execute(sql)
+
+
 #: The schema version this loopsync writes: the number of migrations it knows.
 SCHEMA_VERSION = len(migrations._migrations)
 _KNOWN_MIGRATIONS = [m.name for m in migrations._migrations]
@@ -350,6 +370,13 @@ class OrderRow:
     attempts: int
     manual_release: bool
     manual_release_at: str | None
+    # Waiting for the Loop return (see detect.note_retry); all empty when not waiting.
+    note_attempts: int = 0
+    note_first_missed_at: str | None = None
+    note_next_retry_at: str | None = None
+    note_gave_up_at: str | None = None
+    # Set when loopsync lifted its last hold on the order; cleared once the release note is settled.
+    release_note_due_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -972,13 +999,32 @@ class Store:
         if by not in RELEASED_BY:
             raise ValueError(f"unknown released_by {by!r}")
         status = {"scan": "released", "manual": "released_manually", "external": "released_externally"}[by]
+        now = _iso(at)
         with self.transaction():
+            before = self._one(
+                "SELECT order_id, status FROM holds WHERE fulfillment_order_id = ?", [fulfillment_order_id]
+            )
             cursor = self.db.execute(
                 "UPDATE holds SET status = ?, released_at = ?, released_by = ? WHERE fulfillment_order_id = ?",
-                [status, _iso(at), by, fulfillment_order_id],
+                [status, now, by, fulfillment_order_id],
             )
             if cursor.rowcount == 0:
                 raise NotFoundError(f"loopsync has no record of a hold on {fulfillment_order_id}.")
+            order_id = before["order_id"] if before else None
+            if (
+                before is not None
+                and before["status"] == "active"
+                and by in LOOPSYNC_RELEASES
+                and self._one("SELECT 1 FROM holds WHERE order_id = ? AND status = 'active'", [order_id]) is None
+            ):
+                # Owed in the same transaction as the release it follows, so a crash between
+                # the two cannot lose it: the next pass over the order posts it.
+                self.db.execute(
+                    """INSERT INTO orders (order_id, first_seen, last_seen, release_note_due_at) VALUES (?, ?, ?, ?)
+                       ON CONFLICT(order_id) DO UPDATE SET
+                           release_note_due_at = COALESCE(orders.release_note_due_at, excluded.release_note_due_at)""",
+                    [order_id, now, now, now],
+                )
         hold = self.hold(fulfillment_order_id)
         assert hold is not None
         return hold
@@ -1160,6 +1206,79 @@ class Store:
                 [json.dumps({"reason": reason}), now, order_id],
             )
             self.record_decision(scan_id, order_id, None, "gone", reason, at=now)
+
+    # -- waiting for the Loop return, and the release note ----------------------------------------
+
+    @_sql_errors
+    def set_note_wait(
+        self,
+        order_id: str,
+        *,
+        attempts: int,
+        first_missed_at: datetime | str,
+        next_retry_at: datetime | str,
+        gave_up_at: datetime | str | None,
+    ) -> None:
+        """The order's note waits for its Loop return: the next lookup is due at ``next_retry_at``."""
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO orders (order_id, first_seen, last_seen) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                [order_id, _iso(first_missed_at), _iso(first_missed_at)],
+            )
+            self.db.execute(
+                """UPDATE orders SET note_attempts = ?, note_first_missed_at = ?, note_next_retry_at = ?,
+                       note_gave_up_at = ? WHERE order_id = ?""",
+                [
+                    attempts,
+                    _iso(first_missed_at),
+                    _iso(next_retry_at),
+                    None if gave_up_at is None else _iso(gave_up_at),
+                    order_id,
+                ],
+            )
+
+    @_sql_errors
+    def clear_note_wait(self, order_id: str) -> None:
+        """The note no longer waits (the return was found, or no note is needed any more)."""
+        with self.transaction():
+            self.db.execute(
+                """UPDATE orders SET note_attempts = 0, note_first_missed_at = NULL, note_next_retry_at = NULL,
+                       note_gave_up_at = NULL WHERE order_id = ? AND note_next_retry_at IS NOT NULL""",
+                [order_id],
+            )
+
+    @_sql_errors
+    def note_retries_due(self, at: datetime | str) -> list[str]:
+        """Orders whose next Loop return lookup is due at ``at``: a scan reads them in full."""
+        rows = self._all(
+            """SELECT order_id FROM orders WHERE note_next_retry_at IS NOT NULL AND note_next_retry_at <= ?
+                   AND COALESCE(state, '') != 'gone' ORDER BY order_id""",
+            [_iso(at)],
+        )
+        return [r["order_id"] for r in rows]
+
+    @_sql_errors
+    def note_waits(self) -> list[OrderRow]:
+        """Every order whose note waits for its Loop return, the longest-waiting first."""
+        rows = self._all(
+            """SELECT * FROM orders WHERE note_next_retry_at IS NOT NULL AND COALESCE(state, '') != 'gone'
+               ORDER BY note_first_missed_at, order_id"""
+        )
+        return [_order(r) for r in rows]
+
+    @_sql_errors
+    def release_note_due(self, order_id: str) -> bool:
+        """loopsync lifted its last hold on this order and has not settled the release note yet."""
+        row = self._one("SELECT release_note_due_at FROM orders WHERE order_id = ?", [order_id])
+        return bool(row and row["release_note_due_at"])
+
+    @_sql_errors
+    def clear_release_note_due(self, order_id: str) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE orders SET release_note_due_at = NULL WHERE order_id = ? AND release_note_due_at IS NOT NULL",
+                [order_id],
+            )
 
     # -- notes --------------------------------------------------------------------------------
 

@@ -46,7 +46,10 @@ def _shared_conftest():
 run_cli = _shared_conftest().run_cli
 sandbox_env = _shared_conftest().sandbox_env
 
-NOTE_RE = re.compile(r"^\[loopsync\] This exchange item is on pre-order, estimated shipping: .+\.$")
+NOTE_RE = re.compile(
+    r"^\[loopsync\] (This exchange item is on pre-order, estimated shipping: .+|"
+    r"The pre-order item is ready: the hold was released)\.$"
+)
 SUBPROCESS_TIMEOUT = 120
 
 
