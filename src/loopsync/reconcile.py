@@ -441,7 +441,7 @@ class Reconciler:
         landed), ``failed`` where the API said no.
         """
         failpoints.reached(f"{kind}.before")
-        action_id = self.store.begin_action(kind, order_id, target, key, payload)
+        action_id = self.store.begin_action(kind, order_id, target, key, payload, scan_id=self.scan_id)
         failpoints.reached(f"{kind}.intent")
         try:
             answer = call()
