@@ -336,30 +336,44 @@ class Reconciler:
                     line_items=step.line_items or None,
                 ),
             )
-            codes = {e.code for e in result.user_errors}
             if result.hold is not None:
                 held_fo = result.fulfillment_order_id or fo.id
                 self._done("hold", action_id, {"hold_id": result.hold.id, "fo": held_fo})
                 self._remember_hold(order, fo, result.hold.id, window, variant_ids, fo_id=held_fo)
                 outcome.actions.append(Action("hold", held_fo, detail))
-            elif "DUPLICATE_FULFILLMENT_HOLD_HANDLE" in codes:
-                # Someone (an overlapping run, or we before a crash) placed it:
-                # read it back rather than trust either side's memory.
-                hold_id = self._find_our_hold(order.id, fo.id)
-                self.store.finish_action(action_id, "done", {"hold_id": hold_id, "duplicate": True})
-                if hold_id:
-                    self._remember_hold(order, fo, hold_id, window, variant_ids)
+            elif result.duplicate:
+                # Our hold is there (most often this very request's first try, whose
+                # answer was lost): read it back rather than trust either side's memory,
+                # and report it as what it is, a hold this scan made sure of.
+                found = self._find_our_hold(order, fo.id)
+                if found is None:
+                    self.store.finish_action(action_id, "unknown", {"duplicate": True, "hold_id": None})
+                    outcome.pending = f"Shopify says loopsync's hold is on {fo.id}, but it could not be read back"
+                    continue
+                held_fo, hold_id = found
+                self._done("hold", action_id, {"hold_id": hold_id, "fo": held_fo, "duplicate": True})
+                self._remember_hold(order, fo, hold_id, window, variant_ids, fo_id=held_fo)
+                outcome.actions.append(Action("hold", held_fo, detail))
             else:
                 message = "; ".join(f"{e.code or 'ERROR'}: {e.message}" for e in result.user_errors)
                 self.store.finish_action(action_id, "failed", {"user_errors": message})
                 outcome.actions.append(Action("hold", fo.id, message, "failed"))
                 outcome.pending = f"Shopify refused the hold on {fo.id}: {message}"
 
-    def _find_our_hold(self, order_id: str, fo_id: str) -> str | None:
-        fresh = self.shopify.fetch_orders([order_id]).get(order_id)
-        for fo in fresh.fulfillment_orders if fresh else ():
-            if fo.id == fo_id and fo.our_hold is not None:
-                return fo.our_hold.id
+    def _find_our_hold(self, order: Order, fo_id: str) -> tuple[str, str] | None:
+        """(fulfillment order, hold id) of our hold placed on ``fo_id``, as Shopify shows it now.
+
+        A hold on some lines splits the fulfillment order. GUESS: the held lines keep
+        its id, as ``fulfillmentOrderSplit`` documents for the original; should Shopify
+        have moved them instead, our hold is on a fulfillment order this order did not
+        have before, and that is where it is read back from.
+        """
+        fresh = self.shopify.fetch_orders([order.id]).get(order.id)
+        fos = fresh.fulfillment_orders if fresh else ()
+        known = {f.id for f in order.fulfillment_orders}
+        for fo in sorted(fos, key=lambda f: (f.id != fo_id, f.id in known)):
+            if fo.our_hold is not None and (fo.id == fo_id or fo.id not in known):
+                return fo.id, fo.our_hold.id
         return None
 
     def _remember_hold(
