@@ -209,9 +209,16 @@ def scan(
     """Reconcile recent Loop exchange orders: hold, tag and note pre-orders; release shipped ones."""
     store = _store(db, create=False)
     _warn_permissions(store)
-    with recording.for_command(record=record, replay=replay, anonymize=anonymize, store=store):
-        since_at = settings.parse_since(since, service.now()) if since else None
-        report = service.scan(store, since=since_at, dry_run=dry_run, wait=wait)
+    try:
+        with recording.for_command(record=record, replay=replay, anonymize=anonymize, store=store):
+            since_at = settings.parse_since(since, service.now()) if since else None
+            report = service.scan(store, since=since_at, dry_run=dry_run, wait=wait)
+    except service.ScanInterrupted as stopped:
+        if as_json:
+            render.print_json(render.scan_json(stopped.report))
+        # Shown under cron too: a stopped service should say how far it got.
+        render.message(render.interrupted_line(stopped.report))
+        raise typer.Exit(stopped.exit_code) from None
     if as_json:
         render.print_json(render.scan_json(report))
     else:
@@ -420,7 +427,7 @@ def _run(command, args: list[str], debug: bool) -> int:
         return int(exc.exit_code)
     except KeyboardInterrupt:
         render.err().print("Interrupted.")
-        return 130
+        return ExitCode.INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if debug:
             raise

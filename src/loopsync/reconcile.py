@@ -18,13 +18,16 @@ are waiting on, or were interrupted acting on. A future webhook listener calls
 from __future__ import annotations
 
 import re
+import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from loopsync import detect, failpoints
-from loopsync.errors import ApiError, NotFoundError, OutcomeUnknownError
+from loopsync.errors import ApiError, LoopsyncError, NotFoundError, OutcomeUnknownError
+from loopsync.exit_codes import ExitCode
+from loopsync.interrupts import StopRequested
 from loopsync.loop import LoopClient
 from loopsync.models import HOLD_HANDLE, FulfillmentOrder, Order, VariantInfo
 from loopsync.settings import Settings
@@ -66,6 +69,7 @@ class ScanReport:
     exchanges_seen: int = 0
     outcomes: list[OrderOutcome] = field(default_factory=list)
     new_cursor: datetime | None = None
+    interrupted: str | None = None  # the signal that stopped the scan early (SIGINT, SIGTERM)
 
     def count(self, kind: str, status: str = "done") -> int:
         return sum(1 for o in self.outcomes for a in o.actions if a.kind == kind and a.status == status)
@@ -73,6 +77,17 @@ class ScanReport:
     @property
     def pending(self) -> list[OrderOutcome]:
         return [o for o in self.outcomes if o.pending]
+
+
+class ScanInterrupted(LoopsyncError):
+    """SIGINT or SIGTERM stopped the scan; ``report`` holds what it got done."""
+
+    def __init__(self, report: ScanReport, signum: int) -> None:
+        super().__init__("The scan was interrupted; the next scan finishes the rest.")
+        self.report = report
+        self.signum = signum
+        # The shell's convention, 128 + the signal, so `$?` tells Ctrl-C from a service stop.
+        self.exit_code = ExitCode.INTERRUPTED if signum == signal.SIGINT else ExitCode.TERMINATED
 
 
 def _now() -> datetime:
@@ -103,17 +118,48 @@ class Reconciler:
         self.clock = clock
         self.scan_id: int | None = None
         self._variants: dict[str, VariantInfo] = {}
+        # Raises StopRequested once a signal asked the scan to stop; called at safe points only.
+        self._stop: Callable[[], None] = lambda: None
 
     # -- the scan -------------------------------------------------------------
 
-    def scan(self, since: datetime | None = None, *, progress: Callable[[str], None] | None = None) -> ScanReport:
+    def scan(
+        self,
+        since: datetime | None = None,
+        *,
+        progress: Callable[[str], None] | None = None,
+        stop: Callable[[], None] | None = None,
+    ) -> ScanReport:
+        """One pass over recent and remembered orders.
+
+        ``stop`` is called before every side effect and between orders; when it raises
+        :class:`StopRequested` (or Ctrl-C raises KeyboardInterrupt) the scan is recorded
+        as interrupted, the cursor stays where it was, and :class:`ScanInterrupted` says
+        what was done.
+        """
         since = self._since(since)
         report = ScanReport(scan_id=None, since=since, dry_run=self.dry_run)
+        if stop is not None:
+            self._stop = stop
         if not self.dry_run:
             self.scan_id = self.store.scan_started(since=since)
             report.scan_id = self.scan_id
         try:
             self._scan(report, progress)
+        except (StopRequested, KeyboardInterrupt) as exc:
+            signum = exc.signum if isinstance(exc, StopRequested) else signal.SIGINT
+            partial = exc.outcome if isinstance(exc, StopRequested) else None
+            if isinstance(partial, OrderOutcome) and partial not in report.outcomes:
+                report.outcomes.append(partial)
+            report.interrupted = signal.Signals(signum).name
+            if self.scan_id is not None:
+                self.store.scan_finished(
+                    self.scan_id,
+                    outcome="interrupted",
+                    counters=self._counters(report),
+                    error=report.interrupted,
+                )
+            raise ScanInterrupted(report, signum) from None
         except BaseException as exc:
             if self.scan_id is not None:
                 self.store.scan_finished(
@@ -147,6 +193,7 @@ class Reconciler:
         # updatedAt) is all it takes to recognise a Loop exchange; only those
         # are then read in full.
         for summary in self.shopify.iter_order_summaries(query, sort_key="UPDATED_AT"):
+            self._stop()
             report.orders_seen += 1
             newest = summary.updated_at if newest is None or summary.updated_at > newest else newest
             if self._kind(summary) is not None:
@@ -186,6 +233,7 @@ class Reconciler:
         report.exchanges_seen = sum(1 for o in candidates.values() if self._kind(o) is not None)
 
         for order in sorted(candidates.values(), key=lambda o: (o.created_at, o.id)):
+            self._stop()
             say(f"reconciling {order.name}")
             report.outcomes.append(self.reconcile_order(order))
 
@@ -259,6 +307,10 @@ class Reconciler:
             outcome.pending = f"outcome of a call unknown, will verify next scan ({exc.message})"
         except ApiError as exc:
             outcome.pending = exc.message
+        except StopRequested as stop:
+            # The scan's report counts what this order got done before the stop.
+            stop.outcome = outcome
+            raise
         if outcome.pending:
             outcome.decision = "pending"
         self._record(order, outcome)
@@ -454,6 +506,8 @@ class Reconciler:
         failure: ``unknown`` for Shopify's mutations (a retried request may have
         landed), ``failed`` where the API said no.
         """
+        # A stop asked for by a signal takes effect here, between two calls, never within one.
+        self._stop()
         failpoints.reached(f"{kind}.before")
         action_id = self.store.begin_action(kind, order_id, target, key, payload, scan_id=self.scan_id)
         failpoints.reached(f"{kind}.intent")

@@ -85,6 +85,7 @@ def scan_json(report: ScanReport) -> dict[str, Any]:
         "notes_posted": report.count("note"),
         "holds_released": report.count("release"),
         "pending": len(report.pending),
+        "interrupted": report.interrupted,
         "orders": [outcome_json(o) for o in report.outcomes if o.kind or o.actions],
     }
 
@@ -98,6 +99,20 @@ def scan_summary(report: ScanReport) -> str:
         f"{report.count('note', planned)} noted, {report.count('release', planned)} released, "
         f"{len(report.pending)} pending."
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def interrupted_line(report: ScanReport) -> str:
+    """The one line a scan stopped by a signal prints: how far it got, and that nothing is lost."""
+    if report.dry_run:
+        return "Interrupted: nothing was changed (dry run)."
+    done = [_count(report.count("hold"), "hold"), _count(report.count("note"), "note")]
+    if report.count("release"):
+        done.append(_count(report.count("release"), "release"))
+    return f"Interrupted: {', '.join(done)} done; the next scan finishes the rest."
 
 
 _ACTION_WORDS = {"hold": "held", "tag": "tagged", "note": "noted in Loop", "release": "released"}

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loopsync import clock, settings
+from loopsync import clock, interrupts, settings
 from loopsync.errors import ConfigError, CredentialsError
 from loopsync.loop import LoopClient
-from loopsync.reconcile import OrderOutcome, Reconciler, ScanReport
+from loopsync.reconcile import OrderOutcome, Reconciler, ScanInterrupted, ScanReport  # noqa: F401 - for the CLI
 from loopsync.shopify import ClientCredentials, ShopifyClient, StaticToken
 from loopsync.store import Connection, Store
 
@@ -224,8 +224,10 @@ def scan(
     progress: Callable[[str], None] | None = None,
 ) -> ScanReport:
     rec = reconciler(store, dry_run=dry_run)
-    with store.scan_lock(wait=wait):
-        return rec.scan(since, progress=progress)
+    # Signals are caught only once the lock is ours: a scan still queueing for it has
+    # nothing to finish, and Ctrl-C or SIGTERM end it as they end any program.
+    with store.scan_lock(wait=wait), interrupts.stop_on_signals() as stop:
+        return rec.scan(since, progress=progress, stop=stop.check)
 
 
 def release(store: Store, ref: str) -> OrderOutcome:

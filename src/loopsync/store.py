@@ -39,7 +39,9 @@ DEFAULT_BUSY_TIMEOUT = 10.0
 
 ACTION_KINDS = frozenset({"hold", "tag", "note", "release"})
 ACTION_STATUSES = frozenset({"intent", "done", "failed", "unknown"})
-SCAN_OUTCOMES = frozenset({"running", "ok", "pending", "failed", "dry-run", "crashed"})
+#: ``interrupted``: stopped by SIGINT or SIGTERM after the call in flight (the cursor stays
+#: put, so the next scan finishes the rest); ``crashed``: found still ``running`` by a later scan.
+SCAN_OUTCOMES = frozenset({"running", "ok", "pending", "failed", "dry-run", "crashed", "interrupted"})
 HOLD_STATUSES = frozenset({"active", "released", "released_manually", "released_externally"})
 RELEASED_BY = frozenset({"scan", "manual", "external"})
 ORDER_KINDS = frozenset({"separate", "native"})
@@ -244,6 +246,45 @@ def _m002_client_credentials(db: Database) -> None:
         "ALTER TABLE connection ADD COLUMN access_token_expires_at TEXT",
     ]:
         db.execute(sql)
+
+
+@migrations(name="m003_scan_outcome_interrupted")
+def _m003_scan_outcome_interrupted(db: Database) -> None:
+    # A scan stopped by SIGINT/SIGTERM is recorded as 'interrupted', which the CHECK on
+    # scans.outcome refuses. SQLite cannot alter a CHECK, so the table is rebuilt. It
+    # runs inside the migration transaction, where foreign_keys cannot be switched off:
+    # deferring them lets decisions and actions point at scan ids that are briefly
+    # gone, and they are checked again at COMMIT, when every id is back.
+    sequence = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'scans'").fetchone()
+    for sql in [
+        "PRAGMA defer_foreign_keys = ON",
+        "CREATE TEMP TABLE scans_m003 AS SELECT * FROM scans",
+        "DROP TABLE scans",
+        """CREATE TABLE scans (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            since TEXT,
+            cursor_before TEXT,
+            cursor_after TEXT,
+            dry_run INTEGER NOT NULL DEFAULT 0,
+            outcome TEXT NOT NULL DEFAULT 'running'
+                CHECK (outcome IN ('running', 'ok', 'pending', 'failed', 'dry-run', 'crashed', 'interrupted')),
+            counters TEXT NOT NULL DEFAULT '{}',
+            error TEXT
+        )""",
+        """INSERT INTO scans (id, started_at, finished_at, since, cursor_before, cursor_after, dry_run, outcome,
+               counters, error)
+           SELECT id, started_at, finished_at, since, cursor_before, cursor_after, dry_run, outcome, counters, error
+           FROM scans_m003""",
+        "DROP TABLE scans_m003",
+    ]:
+        db.execute(sql)
+    if sequence is not None:
+        # AUTOINCREMENT never reuses an id, not even a deleted scan's: keep its counter.
+        updated = db.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'scans'", [sequence[0]])
+        if updated.rowcount == 0:
+            db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('scans', ?)", [sequence[0]])
 
 
 #: The schema version this loopsync writes: the number of migrations it knows.
