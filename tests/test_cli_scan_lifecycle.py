@@ -108,3 +108,42 @@ def test_the_summary_counts_a_duplicate_answered_hold(cli, connected, sandbox, p
     assert "4 held, 4 tagged, 4 noted" in result.err
     [row] = [line for line in result.out.splitlines() if "EXC-1086-1" in line]
     assert "held" in row
+
+
+# -- item 1: disconnect waits for a running scan ----------------------------------------------
+
+
+def test_disconnect_says_so_when_a_scan_does_not_stop_in_time(connected):
+    """The scan in another process is simulated by a thread holding its lock."""
+    import threading
+
+    from loopsync import service
+    from loopsync.errors import LockHeldError
+    from loopsync.store import Store
+
+    holder_store, store = Store.open(connected), Store.open(connected)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with holder_store.scan_lock():
+            locked.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    waited = []
+    try:
+        assert locked.wait(5)
+        with pytest.raises(LockHeldError) as raised:
+            service.disconnect(store, on_wait=lambda: waited.append(True), timeout=0.3)
+    finally:
+        release.set()
+        holder.join()
+    try:
+        assert waited == [True]
+        assert "Loop Returns is disconnected" in raised.value.message
+        assert "starts no new hold, tag or note" in raised.value.message
+        assert store.connection().loop_api_key is None
+    finally:
+        store.close()
+        holder_store.close()

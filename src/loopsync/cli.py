@@ -181,7 +181,11 @@ def disconnect(
         "disconnect",
         "Disconnect Loop Returns? Existing holds and notes stay and are released when their pre-order ships.",
     )
-    if service.disconnect(store):
+
+    def waiting() -> None:
+        render.message("A scan is running: waiting for it to stop (it starts no new hold, tag or note)…")
+
+    if service.disconnect(store, on_wait=waiting):
         render.err().print("Loop Returns disconnected. Holds already placed will still be released when they ship.")
     else:
         render.err().print("Loop Returns was already disconnected.")

@@ -90,6 +90,14 @@ class ScanInterrupted(LoopsyncError):
         self.exit_code = ExitCode.INTERRUPTED if signum == signal.SIGINT else ExitCode.TERMINATED
 
 
+class _LoopDisconnected(Exception):
+    """`disconnect` ran while this scan was under way: start no new hold, tag or note."""
+
+
+# Side effects that need Loop connected: releases go on after a disconnect.
+_NEEDS_LOOP = frozenset({"hold", "tag", "note"})
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -113,6 +121,7 @@ class Reconciler:
         self.shopify = shopify
         # None once disconnected: no new holds, tags or notes; releases go on.
         self.loop = loop
+        self._loop_stats = loop.stats if loop else None
         self.options = options
         self.dry_run = dry_run
         self.clock = clock
@@ -259,7 +268,7 @@ class Reconciler:
             "releases": report.count("release"),
             "pending": len(report.pending),
             "shopify_requests": self.shopify.stats.requests,
-            "loop_requests": self.loop.stats.requests if self.loop else 0,
+            "loop_requests": self._loop_stats.requests if self._loop_stats else 0,
         }
 
     def _kind(self, order: Order) -> str | None:
@@ -307,6 +316,9 @@ class Reconciler:
             outcome.pending = f"outcome of a call unknown, will verify next scan ({exc.message})"
         except ApiError as exc:
             outcome.pending = exc.message
+        except _LoopDisconnected:
+            outcome.decision = "disconnected_skip"
+            outcome.reason = "Loop was disconnected during the scan: no new holds, tags or notes"
         except StopRequested as stop:
             # The scan's report counts what this order got done before the stop.
             stop.outcome = outcome
@@ -508,6 +520,8 @@ class Reconciler:
         """
         # A stop asked for by a signal takes effect here, between two calls, never within one.
         self._stop()
+        if kind in _NEEDS_LOOP and self.loop is not None:
+            self._check_still_connected()
         failpoints.reached(f"{kind}.before")
         action_id = self.store.begin_action(kind, order_id, target, key, payload, scan_id=self.scan_id)
         failpoints.reached(f"{kind}.intent")
@@ -521,6 +535,14 @@ class Reconciler:
             raise
         failpoints.reached(f"{kind}.sent")
         return action_id, answer
+
+    def _check_still_connected(self) -> None:
+        """`disconnect` may have run since this scan read the connection: one read of the
+        state file before each hold, tag and note means nothing new is started after it."""
+        conn = self.store.connection()
+        if conn is None or not conn.loop_connected:
+            self.loop = None
+            raise _LoopDisconnected()
 
     def _done(self, kind: str, action_id: int, result: dict) -> None:
         self.store.finish_action(action_id, "done", result)

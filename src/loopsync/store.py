@@ -597,13 +597,15 @@ class Store:
     # -- scan lock -----------------------------------------------------------------
 
     @contextlib.contextmanager
-    def scan_lock(self, *, wait: bool = False, timeout: float = 300.0) -> Iterator[None]:
+    def scan_lock(
+        self, *, wait: bool = False, timeout: float = 300.0, on_wait: Callable[[], None] | None = None
+    ) -> Iterator[None]:
         """Hold the single-instance scan lock (``<db>.lock``) for the block.
 
         An OS file lock (flock): the kernel drops it when the holder exits or is
         killed, so a crashed scan never leaves a stale lock behind.
         """
-        with scan_lock(self.path, wait=wait, timeout=timeout):
+        with scan_lock(self.path, wait=wait, timeout=timeout, on_wait=on_wait):
             yield
 
     # -- connection ------------------------------------------------------------------
@@ -1377,12 +1379,17 @@ def _prepare_file(path: Path, warnings: list[str]) -> None:
 
 @contextlib.contextmanager
 def scan_lock(
-    db_path: str | os.PathLike[str], *, wait: bool = False, timeout: float = 300.0
+    db_path: str | os.PathLike[str],
+    *,
+    wait: bool = False,
+    timeout: float = 300.0,
+    on_wait: Callable[[], None] | None = None,
 ) -> Iterator[None]:
     """Single-instance lock for scans on one state file (``<db>.lock``, flock).
 
     Raises :class:`LockHeldError` at once (``wait=False``) or after ``timeout``
-    seconds (``wait=True``) when another process holds it.
+    seconds (``wait=True``) when another process holds it. ``on_wait`` is called
+    once, when waiting begins, so a command can say why it is not returning.
     """
     db_path = Path(db_path).expanduser()
     lock_path = db_path.with_name(db_path.name + ".lock")
@@ -1401,6 +1408,9 @@ def scan_lock(
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise LockHeldError(f"Another loopsync scan is running on {db_path}.") from None
+                if on_wait is not None:
+                    on_wait()
+                    on_wait = None
                 time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
                 delay = min(delay * 2, 0.25)
         try:
