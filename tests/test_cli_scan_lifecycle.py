@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import timedelta
 
 import pytest
 
@@ -108,6 +109,89 @@ def test_the_summary_counts_a_duplicate_answered_hold(cli, connected, sandbox, p
     assert "4 held, 4 tagged, 4 noted" in result.err
     [row] = [line for line in result.out.splitlines() if "EXC-1086-1" in line]
     assert "held" in row
+
+
+# -- item 13: exchanges left unheld while Loop is disconnected ------------------------------
+
+
+def _two_new_exchanges(world) -> None:
+    for original, name in (("#1002", "EXC-1002-1"), ("#1005", "EXC-1005-1")):
+        scenarios.add_exchange(world, {"original": original, "name": name, "created": "-5m",
+                                       "lines": [{"sku": "JKT-L-PRE"}]})
+
+
+def test_a_scan_while_disconnected_says_which_exchanges_it_left_unheld(cli, connected, sandbox, probe):
+    assert _scan(cli, connected).code == 0
+    assert cli(["disconnect", "--yes", "--db", str(connected)]).code == 0
+    _two_new_exchanges(sandbox.world)
+
+    # Off a terminal and without --verbose (cron): the one line still reaches stderr.
+    result = _scan(cli, connected)
+
+    assert result.code == 0, result.output
+    assert result.out == ""
+    assert result.err.splitlines() == ["2 new pre-order exchanges left unheld: Loop is disconnected."]
+    assert probe.holds("EXC-1002-1") == [] and probe.holds("EXC-1005-1") == []
+
+    as_json = json.loads(cli(["status", "--db", str(connected), "--json"]).out)
+    assert sorted(u["order"] for u in as_json["unheld"]) == ["EXC-1002-1", "EXC-1005-1"]
+    assert {u["window"] for u in as_json["unheld"]} == {"15 March 2027"}
+    text = cli(["status", "--db", str(connected)], env={"COLUMNS": "200"})
+    assert "2 pre-order exchanges left unheld while Loop is disconnected" in text.out
+    assert "EXC-1002-1" in text.out and "EXC-1005-1" in text.out
+
+    # Nothing new since: the next scan is quiet again.
+    quiet = _scan(cli, connected)
+    assert quiet.code == 0 and quiet.err == ""
+
+
+def test_an_order_already_held_is_not_called_unheld_after_a_disconnect(cli, connected, sandbox, probe):
+    assert _scan(cli, connected).code == 0
+    assert cli(["disconnect", "--yes", "--db", str(connected)]).code == 0
+    sandbox.world.touch_order(probe.order("EXC-1086-1").id)  # Shopify reports it as updated
+
+    result = _scan(cli, connected, "--json")
+
+    assert result.code == 0, result.output
+    assert result.err == ""
+    decisions = {o["order"]: o["decision"] for o in json.loads(result.out)["orders"]}
+    assert decisions["EXC-1086-1"] == "held"
+    assert json.loads(cli(["status", "--db", str(connected), "--json"]).out)["unheld"] == []
+
+
+def test_a_scan_with_json_while_disconnected_counts_them_too(cli, connected, sandbox):
+    assert cli(["disconnect", "--yes", "--db", str(connected)]).code == 0
+    scenarios.add_exchange(sandbox.world, {"original": "#1002", "name": "EXC-1002-1", "created": "-5m",
+                                           "lines": [{"sku": "JKT-L-PRE"}]})
+
+    result = _scan(cli, connected, "--json")
+
+    assert result.code == 0, result.output
+    doc = json.loads(result.out)
+    # The demo's four pre-order exchanges were never held either, and the new one.
+    assert doc["left_unheld"] == 5
+    assert result.err.splitlines() == ["5 new pre-order exchanges left unheld: Loop is disconnected."]
+
+
+def test_after_reconnecting_the_exchanges_left_unheld_are_held(cli, connected, sandbox, probe, env_for):
+    assert _scan(cli, connected).code == 0
+    assert cli(["disconnect", "--yes", "--db", str(connected)]).code == 0
+    _two_new_exchanges(sandbox.world)
+    assert _scan(cli, connected).code == 0
+    # An hour on, another order changes: the cursor moves past the exchanges and its
+    # overlap no longer reaches them, so only the state file remembers them.
+    sandbox.world.advance(timedelta(hours=1))
+    scenarios.add_order(sandbox.world, {"name": "#1100", "lines": [{"sku": "TEE-M"}]})
+    assert _scan(cli, connected).code == 0
+
+    assert cli(["connect", "--db", str(connected)], env=env_for(sandbox)).code == 0
+    result = _scan(cli, connected, "--json")
+
+    assert result.code == 0, result.output
+    assert json.loads(result.out)["holds_placed"] == 2
+    assert len(probe.our_holds("EXC-1002-1")) == 1 and len(probe.our_holds("EXC-1005-1")) == 1
+    status = json.loads(cli(["status", "--db", str(connected), "--json"]).out)
+    assert status["unheld"] == []
 
 
 # -- item 1: disconnect waits for a running scan ----------------------------------------------

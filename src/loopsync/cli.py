@@ -225,6 +225,9 @@ def scan(
         raise typer.Exit(stopped.exit_code) from None
     if as_json:
         render.print_json(render.scan_json(report))
+        unheld = render.left_unheld_line(report)
+        if unheld:
+            render.message(unheld)
     else:
         render.show_scan(report, verbose=verbose or dry_run, interactive=sys.stdout.isatty())
     if report.pending:

@@ -70,6 +70,8 @@ class ScanReport:
     outcomes: list[OrderOutcome] = field(default_factory=list)
     new_cursor: datetime | None = None
     interrupted: str | None = None  # the signal that stopped the scan early (SIGINT, SIGTERM)
+    # Orders an earlier scan already left unheld (and said so): not new, only listed in `status`.
+    known_unheld: frozenset[str] = frozenset()
 
     def count(self, kind: str, status: str = "done") -> int:
         return sum(1 for o in self.outcomes for a in o.actions if a.kind == kind and a.status == status)
@@ -77,6 +79,11 @@ class ScanReport:
     @property
     def pending(self) -> list[OrderOutcome]:
         return [o for o in self.outcomes if o.pending]
+
+    @property
+    def left_unheld(self) -> list[OrderOutcome]:
+        """Pre-order exchanges this scan was first to leave unheld because Loop is disconnected."""
+        return [o for o in self.outcomes if o.decision == "disconnected_skip" and o.order_id not in self.known_unheld]
 
 
 class ScanInterrupted(LoopsyncError):
@@ -220,6 +227,12 @@ class Reconciler:
         for row in self.store.active_holds():
             holds_by_order.setdefault(row.order_id, []).append(row)
         wanted.update(set(self.store.order_ids_needing_attention()) - set(holds_by_order))
+        unheld = {o.order_id for o in self.store.orders_left_unheld()}
+        report.known_unheld = frozenset(unheld)
+        if self.loop is not None:
+            # Exchanges a disconnected scan left unheld are held once Loop is back,
+            # however long ago Shopify last updated them.
+            wanted.update(unheld)
         candidates = self._fetch(wanted)
         self._variants = self._lookup_variants(candidates.values(), holds_by_order)
 
@@ -350,12 +363,17 @@ class Reconciler:
             outcome.decision = "manual_release_respected"
             outcome.reason = "support released this order by hand; loopsync leaves it alone"
             return
-        if self.loop is None:
-            outcome.decision = "disconnected_skip"
-            outcome.reason = "Loop is disconnected: no new holds, tags or notes"
-            return
         if order.closed or order.cancelled:
             outcome.decision, outcome.reason = "closed", "the order is closed or cancelled"
+            return
+        if self.loop is None:
+            if any(fo.our_hold is not None for fo in order.fulfillment_orders):
+                outcome.decision = "held"
+                outcome.reason = "held by loopsync; Loop is disconnected: no new holds, tags or notes"
+            else:
+                # Left unheld: the scan says so, and `status` lists it until a scan holds it.
+                outcome.decision = "disconnected_skip"
+                outcome.reason = "Loop is disconnected: no new holds, tags or notes"
             return
 
         self._ensure_holds(order, preorder, preorder_line_ids, outcome)

@@ -86,6 +86,7 @@ def scan_json(report: ScanReport) -> dict[str, Any]:
         "holds_released": report.count("release"),
         "pending": len(report.pending),
         "interrupted": report.interrupted,
+        "left_unheld": len(report.left_unheld),
         "orders": [outcome_json(o) for o in report.outcomes if o.kind or o.actions],
     }
 
@@ -141,9 +142,18 @@ def scan_table(report: ScanReport) -> Table | None:
     return table
 
 
+def left_unheld_line(report: ScanReport) -> str | None:
+    """One line, shown under cron too: pre-orders that may ship because nothing holds them."""
+    n = len(report.left_unheld)
+    if not n:
+        return None
+    things = "pre-order exchange" if n == 1 else "pre-order exchanges"
+    return f"{n} new {things} left unheld: Loop is disconnected."
+
+
 def show_scan(report: ScanReport, *, verbose: bool, interactive: bool) -> None:
     """Quiet under cron: off a terminal a scan prints only what needs attention (pending
-    orders), unless --verbose. At a terminal it shows what it did."""
+    orders, exchanges left unheld), unless --verbose. At a terminal it shows what it did."""
     table = scan_table(report) if (verbose or interactive) else None
     if table is not None:
         out().print(table)
@@ -151,6 +161,9 @@ def show_scan(report: ScanReport, *, verbose: bool, interactive: bool) -> None:
         err().print(scan_summary(report), markup=False)
     for o in report.pending:
         message(f"pending: {o.order_name}: {o.pending}")
+    unheld = left_unheld_line(report)
+    if unheld:
+        message(unheld)
 
 
 # -- status -------------------------------------------------------------------
@@ -184,6 +197,20 @@ def show_status(doc: dict[str, Any]) -> None:
         c.print(table)
     else:
         c.print("No orders held by loopsync.")
+    unheld = doc.get("unheld") or []
+    if unheld:
+        n = len(unheld)
+        things = "pre-order exchange" if n == 1 else "pre-order exchanges"
+        if conn is not None and conn["loop_connected"]:
+            title = f"{n} {things} left unheld while Loop was disconnected (the next scan holds them)"
+        else:
+            title = f"{n} {things} left unheld while Loop is disconnected"
+        table = Table(title=title)
+        for col in ("Order", "Estimated shipping", "Last seen (UTC)"):
+            table.add_column(col)
+        for u in unheld:
+            table.add_row(escape(u["order"] or u["order_id"]), escape(u["window"] or ""), when(u["seen_at"]))
+        c.print(table)
     if doc["pending"]:
         table = Table(title="Pending (retried next scan)")
         table.add_column("Order")

@@ -52,9 +52,14 @@ def status_document(store: Store) -> dict[str, Any]:
             {"order_id": p.order_id, "order": p.name, "reason": p.pending_reason, "attempts": p.attempts}
             for p in store.pending_orders()
         ],
+        # Pre-order exchanges no hold protects: Loop was disconnected when a scan saw them.
+        "unheld": [
+            {"order_id": u.order_id, "order": u.name, "window": u.window, "seen_at": u.last_seen}
+            for u in store.orders_left_unheld()
+        ],
     }
 
 
 def not_connected_document() -> dict[str, Any]:
     """The status of a state file that does not exist yet."""
-    return {"connection": None, "last_scan": None, "cursor": None, "held": [], "pending": []}
+    return {"connection": None, "last_scan": None, "cursor": None, "held": [], "pending": [], "unheld": []}

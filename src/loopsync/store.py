@@ -1130,6 +1130,14 @@ class Store:
         ]
 
     @_sql_errors
+    def orders_left_unheld(self) -> list[OrderRow]:
+        """Pre-order exchanges a scan did not hold because Loop was disconnected, oldest first."""
+        return [
+            _order(r)
+            for r in self._all("SELECT * FROM orders WHERE state = 'disconnected_skip' ORDER BY first_seen, order_id")
+        ]
+
+    @_sql_errors
     def held_orders(self) -> list[OrderRow]:
         return [_order(r) for r in self._all("SELECT * FROM orders WHERE state = 'held' ORDER BY first_seen")]
 

@@ -63,8 +63,10 @@ def test_nothing_is_done_after_disconnect_returns(make_harness):
     assert outcome == "ok"
     assert "waiting for it to stop" in result.err and "Loop Returns disconnected" in result.err
     assert proc.returncode == 0, (out, err)
-    # It stopped early: the pre-order exchanges it had not reached are left unheld.
-    assert preorder_exchanges_left(harness) > 5
+    # It stopped early: the pre-order exchanges it had not reached are left unheld, and said so.
+    left = preorder_exchanges_left(harness)
+    assert left > 5
+    assert f"{left} new pre-order exchanges left unheld: Loop is disconnected." in err.splitlines()
 
 
 def test_a_scan_notices_a_disconnect_before_its_next_hold_or_note(make_harness):
