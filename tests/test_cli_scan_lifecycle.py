@@ -111,6 +111,45 @@ def test_the_summary_counts_a_duplicate_answered_hold(cli, connected, sandbox, p
     assert "held" in row
 
 
+def test_a_duplicate_answered_hold_that_cannot_be_read_back_stays_pending(cli, connected, sandbox, probe):
+    """Between the retry's DUPLICATE answer and the read-back, the hold is lifted at Shopify:
+    loopsync claims no hold it cannot see, and the next scan places it again."""
+    app = sandbox.app
+    real_dispatch = app.dispatch
+    seen = []
+
+    def dispatch(method, target, headers, body, base_url):
+        reply = real_dispatch(method, target, headers, body, base_url)
+        if b"LoopsyncFulfillmentOrderHold" in (body or b"") and len(seen) < 2:
+            seen.append(json.loads(body)["variables"]["id"])
+            if len(seen) == 1:
+                reply.body = b"{"  # the first try lands, its answer is lost
+            else:  # the retry met it; now someone lifts it
+                with probe.world.lock:
+                    fo = probe.world.fulfillment_orders[seen[0]]
+                    fo.holds = [h for h in fo.holds if not h.handle.startswith("loopsync")]
+        return reply
+
+    app.dispatch = dispatch
+
+    result = _scan(cli, connected, "--json")
+
+    assert result.code == 1, result.output
+    assert seen[0] == seen[1]
+    doc = json.loads(result.out)
+    assert doc["holds_placed"] == 3 and doc["pending"] == 1
+    [stuck] = [o for o in doc["orders"] if o["pending"]]
+    assert "could not be read back" in stuck["pending"]
+    status = json.loads(cli(["status", "--db", str(connected), "--json"]).out)
+    assert stuck["order"] not in {h["order"] for h in status["held"]}
+
+    app.dispatch = real_dispatch
+    again = _scan(cli, connected, "--json")
+    assert again.code == 0, again.output
+    assert json.loads(again.out)["holds_placed"] == 1
+    assert len(probe.our_holds(stuck["order"])) == 1
+
+
 # -- item 13: exchanges left unheld while Loop is disconnected ------------------------------
 
 
