@@ -330,7 +330,9 @@ class Reconciler:
         except ApiError as exc:
             outcome.pending = exc.message
         except _LoopDisconnected:
-            outcome.decision = "disconnected_skip"
+            # A hold this pass placed before it noticed still protects the order.
+            held = any(a.kind == "hold" and a.status == "done" for a in outcome.actions)
+            outcome.decision = "held" if held or _held_by_us(order) else "disconnected_skip"
             outcome.reason = "Loop was disconnected during the scan: no new holds, tags or notes"
         except StopRequested as stop:
             # The scan's report counts what this order got done before the stop.
@@ -367,7 +369,7 @@ class Reconciler:
             outcome.decision, outcome.reason = "closed", "the order is closed or cancelled"
             return
         if self.loop is None:
-            if any(fo.our_hold is not None for fo in order.fulfillment_orders):
+            if _held_by_us(order):
                 outcome.decision = "held"
                 outcome.reason = "held by loopsync; Loop is disconnected: no new holds, tags or notes"
             else:
@@ -732,6 +734,10 @@ class Reconciler:
                 scan_id=None, order_id=order.id, order_name=order.name, decision=outcome.decision, reason=outcome.reason
             )
         return outcome
+
+
+def _held_by_us(order: Order) -> bool:
+    return any(fo.our_hold is not None for fo in order.fulfillment_orders)
 
 
 _TRAILING_COUNTER = re.compile(r"-\d+$")

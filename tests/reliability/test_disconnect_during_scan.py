@@ -40,7 +40,18 @@ def _one(harness, sql: str):
 
 
 def preorder_exchanges_left(harness) -> int:
-    return _one(harness, "SELECT COUNT(*) FROM orders WHERE state = 'disconnected_skip'")
+    """Exchanges the state file calls left unheld; none of them may carry a loopsync hold."""
+    con = sqlite3.connect(f"file:{harness.db}?mode=ro", uri=True)
+    try:
+        names = [r[0] for r in con.execute("SELECT name FROM orders WHERE state = 'disconnected_skip'")]
+    finally:
+        con.close()
+    with harness.world.lock:
+        for name in names:
+            order = harness.world.order_by_name(name)
+            fos = [harness.world.fulfillment_orders[i] for i in order.fulfillment_order_ids]
+            assert not [h for fo in fos for h in fo.holds if h.app_id == harness.app_id], f"{name} is held"
+    return len(names)
 
 
 def last_scan_outcome(harness) -> str:
