@@ -205,7 +205,11 @@ def disconnect(
         "disconnect",
         "Disconnect Loop Returns? Existing holds and notes stay and are released when their pre-order ships.",
     )
-    if service.disconnect(store):
+
+    def waiting() -> None:
+        render.message("A scan is running: waiting for it to stop (it starts no new hold, tag or note)…")
+
+    if service.disconnect(store, on_wait=waiting):
         render.err().print("Loop Returns disconnected. Holds already placed will still be released when they ship.")
     else:
         render.err().print("Loop Returns was already disconnected.")
@@ -233,11 +237,21 @@ def scan(
     """Reconcile recent Loop exchange orders: hold, tag and note pre-orders; release shipped ones."""
     store = _store(db, create=False)
     _warn_permissions(store)
-    with recording.for_command(record=record, replay=replay, anonymize=anonymize, store=store):
-        since_at = settings.parse_since(since, service.now()) if since else None
-        report = service.scan(store, since=since_at, dry_run=dry_run, wait=wait)
+    try:
+        with recording.for_command(record=record, replay=replay, anonymize=anonymize, store=store):
+            since_at = settings.parse_since(since, service.now()) if since else None
+            report = service.scan(store, since=since_at, dry_run=dry_run, wait=wait)
+    except service.ScanInterrupted as stopped:
+        if as_json:
+            render.print_json(render.scan_json(stopped.report))
+        # Shown under cron too: a stopped service should say how far it got.
+        render.message(render.interrupted_line(stopped.report))
+        raise typer.Exit(stopped.exit_code) from None
     if as_json:
         render.print_json(render.scan_json(report))
+        unheld = render.left_unheld_line(report)
+        if unheld:
+            render.message(unheld)
     else:
         render.show_scan(report, verbose=verbose or dry_run, interactive=sys.stdout.isatty())
     if report.pending:
@@ -441,7 +455,7 @@ def _run(command, args: list[str], debug: bool) -> int:
         return int(exc.exit_code)
     except KeyboardInterrupt:
         render.err().print("Interrupted.")
-        return 130
+        return ExitCode.INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if debug:
             raise

@@ -17,3 +17,7 @@ class ExitCode(IntEnum):
     API_UNAVAILABLE = 5
     #: A bug: something loopsync did not expect. Run again with --debug for the traceback.
     INTERNAL = 70
+    #: Stopped by SIGINT (Ctrl-C); a scan stops after the call in flight and records it (128 + 2).
+    INTERRUPTED = 130
+    #: Stopped by SIGTERM (what systemd and `kill` send); as INTERRUPTED (128 + 15).
+    TERMINATED = 143

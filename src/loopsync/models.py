@@ -120,6 +120,10 @@ class HoldResult:
     fulfillment_order_id: str | None
     remaining_fulfillment_order_id: str | None
     user_errors: tuple[UserError, ...] = ()
+    #: Our handle is already on this fulfillment order: a retried request whose first
+    #: try landed, or a hold placed before a crash. The hold exists; Shopify returns
+    #: no hold object with this answer, so the caller reads it back.
+    duplicate: bool = False
 
 
 @dataclass(frozen=True)

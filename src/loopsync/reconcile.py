@@ -18,13 +18,16 @@ are waiting on, or were interrupted acting on. A future webhook listener calls
 from __future__ import annotations
 
 import re
+import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from loopsync import detect, failpoints
-from loopsync.errors import ApiError, NotFoundError, OutcomeUnknownError
+from loopsync.errors import ApiError, LoopsyncError, NotFoundError, OutcomeUnknownError
+from loopsync.exit_codes import ExitCode
+from loopsync.interrupts import StopRequested
 from loopsync.loop import LoopClient
 from loopsync.models import HOLD_HANDLE, FulfillmentOrder, Order, VariantInfo
 from loopsync.settings import Settings
@@ -83,6 +86,9 @@ class ScanReport:
     exchanges_seen: int = 0
     outcomes: list[OrderOutcome] = field(default_factory=list)
     new_cursor: datetime | None = None
+    interrupted: str | None = None  # the signal that stopped the scan early (SIGINT, SIGTERM)
+    # Orders an earlier scan already left unheld (and said so): not new, only listed in `status`.
+    known_unheld: frozenset[str] = frozenset()
 
     def count(self, kind: str, status: str = "done") -> int:
         return sum(1 for o in self.outcomes for a in o.actions if a.kind == kind and a.status == status)
@@ -96,6 +102,30 @@ class ScanReport:
     def waiting(self) -> list[OrderOutcome]:
         """Orders whose note waits for its Loop return, news or not."""
         return [o for o in self.outcomes if o.note_wait is not None]
+
+    @property
+    def left_unheld(self) -> list[OrderOutcome]:
+        """Pre-order exchanges this scan was first to leave unheld because Loop is disconnected."""
+        return [o for o in self.outcomes if o.decision == "disconnected_skip" and o.order_id not in self.known_unheld]
+
+
+class ScanInterrupted(LoopsyncError):
+    """SIGINT or SIGTERM stopped the scan; ``report`` holds what it got done."""
+
+    def __init__(self, report: ScanReport, signum: int) -> None:
+        super().__init__("The scan was interrupted; the next scan finishes the rest.")
+        self.report = report
+        self.signum = signum
+        # The shell's convention, 128 + the signal, so `$?` tells Ctrl-C from a service stop.
+        self.exit_code = ExitCode.INTERRUPTED if signum == signal.SIGINT else ExitCode.TERMINATED
+
+
+class _LoopDisconnected(Exception):
+    """`disconnect` ran while this scan was under way: start no new hold, tag or note."""
+
+
+# Side effects that need Loop connected: releases go on after a disconnect.
+_NEEDS_LOOP = frozenset({"hold", "tag", "note"})
 
 
 def _now() -> datetime:
@@ -131,22 +161,54 @@ class Reconciler:
         self.shopify = shopify
         # None once disconnected: no new holds, tags or notes; releases go on.
         self.loop = loop
+        self._loop_stats = loop.stats if loop else None
         self.options = options
         self.dry_run = dry_run
         self.clock = clock
         self.scan_id: int | None = None
         self._variants: dict[str, VariantInfo] = {}
+        # Raises StopRequested once a signal asked the scan to stop; called at safe points only.
+        self._stop: Callable[[], None] = lambda: None
 
     # -- the scan -------------------------------------------------------------
 
-    def scan(self, since: datetime | None = None, *, progress: Callable[[str], None] | None = None) -> ScanReport:
+    def scan(
+        self,
+        since: datetime | None = None,
+        *,
+        progress: Callable[[str], None] | None = None,
+        stop: Callable[[], None] | None = None,
+    ) -> ScanReport:
+        """One pass over recent and remembered orders.
+
+        ``stop`` is called before every side effect and between orders; when it raises
+        :class:`StopRequested` (or Ctrl-C raises KeyboardInterrupt) the scan is recorded
+        as interrupted, the cursor stays where it was, and :class:`ScanInterrupted` says
+        what was done.
+        """
         since = self._since(since)
         report = ScanReport(scan_id=None, since=since, dry_run=self.dry_run)
+        if stop is not None:
+            self._stop = stop
         if not self.dry_run:
             self.scan_id = self.store.scan_started(since=since)
             report.scan_id = self.scan_id
         try:
             self._scan(report, progress)
+        except (StopRequested, KeyboardInterrupt) as exc:
+            signum = exc.signum if isinstance(exc, StopRequested) else signal.SIGINT
+            partial = exc.outcome if isinstance(exc, StopRequested) else None
+            if isinstance(partial, OrderOutcome) and partial not in report.outcomes:
+                report.outcomes.append(partial)
+            report.interrupted = signal.Signals(signum).name
+            if self.scan_id is not None:
+                self.store.scan_finished(
+                    self.scan_id,
+                    outcome="interrupted",
+                    counters=self._counters(report),
+                    error=report.interrupted,
+                )
+            raise ScanInterrupted(report, signum) from None
         except BaseException as exc:
             if self.scan_id is not None:
                 self.store.scan_finished(
@@ -180,6 +242,7 @@ class Reconciler:
         # updatedAt) is all it takes to recognise a Loop exchange; only those
         # are then read in full.
         for summary in self.shopify.iter_order_summaries(query, sort_key="UPDATED_AT"):
+            self._stop()
             report.orders_seen += 1
             newest = summary.updated_at if newest is None or summary.updated_at > newest else newest
             if self._kind(summary) is not None:
@@ -200,6 +263,12 @@ class Reconciler:
         for row in self.store.active_holds():
             holds_by_order.setdefault(row.order_id, []).append(row)
         wanted.update(set(self.store.order_ids_needing_attention()) - set(holds_by_order))
+        unheld = {o.order_id for o in self.store.orders_left_unheld()}
+        report.known_unheld = frozenset(unheld)
+        if self.loop is not None:
+            # Exchanges a disconnected scan left unheld are held once Loop is back,
+            # however long ago Shopify last updated them.
+            wanted.update(unheld)
         candidates = self._fetch(wanted)
         self._variants = self._lookup_variants(candidates.values(), holds_by_order)
 
@@ -222,6 +291,7 @@ class Reconciler:
         report.exchanges_seen = sum(1 for o in candidates.values() if self._kind(o) is not None)
 
         for order in sorted(candidates.values(), key=lambda o: (o.created_at, o.id)):
+            self._stop()
             say(f"reconciling {order.name}")
             report.outcomes.append(self.reconcile_order(order))
 
@@ -247,7 +317,7 @@ class Reconciler:
             "releases": report.count("release"),
             "pending": len(report.pending),
             "shopify_requests": self.shopify.stats.requests,
-            "loop_requests": self.loop.stats.requests if self.loop else 0,
+            "loop_requests": self._loop_stats.requests if self._loop_stats else 0,
         }
 
     def _kind(self, order: Order) -> str | None:
@@ -296,6 +366,15 @@ class Reconciler:
             outcome.pending = f"outcome of a call unknown, will verify next scan ({exc.message})"
         except ApiError as exc:
             outcome.pending = exc.message
+        except _LoopDisconnected:
+            # A hold this pass placed before it noticed still protects the order.
+            held = any(a.kind == "hold" and a.status == "done" for a in outcome.actions)
+            outcome.decision = "held" if held or _held_by_us(order) else "disconnected_skip"
+            outcome.reason = "Loop was disconnected during the scan: no new holds, tags or notes"
+        except StopRequested as stop:
+            # The scan's report counts what this order got done before the stop.
+            stop.outcome = outcome
+            raise
         if outcome.pending:
             outcome.decision = "pending"
         self._record(order, outcome)
@@ -329,12 +408,17 @@ class Reconciler:
             outcome.decision = "manual_release_respected"
             outcome.reason = f"the order carries the tag '{self.options.release_tag}'; loopsync leaves it alone"
             return
-        if self.loop is None:
-            outcome.decision = "disconnected_skip"
-            outcome.reason = "Loop is disconnected: no new holds, tags or notes"
-            return
         if order.closed or order.cancelled:
             outcome.decision, outcome.reason = "closed", "the order is closed or cancelled"
+            return
+        if self.loop is None:
+            if _held_by_us(order):
+                outcome.decision = "held"
+                outcome.reason = "held by loopsync; Loop is disconnected: no new holds, tags or notes"
+            else:
+                # Left unheld: the scan says so, and `status` lists it until a scan holds it.
+                outcome.decision = "disconnected_skip"
+                outcome.reason = "Loop is disconnected: no new holds, tags or notes"
             return
 
         self._ensure_holds(order, preorder, preorder_line_ids, outcome)
@@ -381,30 +465,44 @@ class Reconciler:
                     line_items=step.line_items or None,
                 ),
             )
-            codes = {e.code for e in result.user_errors}
             if result.hold is not None:
                 held_fo = result.fulfillment_order_id or fo.id
                 self._done("hold", action_id, {"hold_id": result.hold.id, "fo": held_fo})
                 self._remember_hold(order, fo, result.hold.id, window, variant_ids, fo_id=held_fo)
                 outcome.actions.append(Action("hold", held_fo, detail))
-            elif "DUPLICATE_FULFILLMENT_HOLD_HANDLE" in codes:
-                # Someone (an overlapping run, or we before a crash) placed it:
-                # read it back rather than trust either side's memory.
-                hold_id = self._find_our_hold(order.id, fo.id)
-                self.store.finish_action(action_id, "done", {"hold_id": hold_id, "duplicate": True})
-                if hold_id:
-                    self._remember_hold(order, fo, hold_id, window, variant_ids)
+            elif result.duplicate:
+                # Our hold is there (most often this very request's first try, whose
+                # answer was lost): read it back rather than trust either side's memory,
+                # and report it as what it is, a hold this scan made sure of.
+                found = self._find_our_hold(order, fo.id)
+                if found is None:
+                    self.store.finish_action(action_id, "unknown", {"duplicate": True, "hold_id": None})
+                    outcome.pending = f"Shopify says loopsync's hold is on {fo.id}, but it could not be read back"
+                    continue
+                held_fo, hold_id = found
+                self._done("hold", action_id, {"hold_id": hold_id, "fo": held_fo, "duplicate": True})
+                self._remember_hold(order, fo, hold_id, window, variant_ids, fo_id=held_fo)
+                outcome.actions.append(Action("hold", held_fo, detail))
             else:
                 message = "; ".join(f"{e.code or 'ERROR'}: {e.message}" for e in result.user_errors)
                 self.store.finish_action(action_id, "failed", {"user_errors": message})
                 outcome.actions.append(Action("hold", fo.id, message, "failed"))
                 outcome.pending = f"Shopify refused the hold on {fo.id}: {message}"
 
-    def _find_our_hold(self, order_id: str, fo_id: str) -> str | None:
-        fresh = self.shopify.fetch_orders([order_id]).get(order_id)
-        for fo in fresh.fulfillment_orders if fresh else ():
-            if fo.id == fo_id and fo.our_hold is not None:
-                return fo.our_hold.id
+    def _find_our_hold(self, order: Order, fo_id: str) -> tuple[str, str] | None:
+        """(fulfillment order, hold id) of our hold placed on ``fo_id``, as Shopify shows it now.
+
+        A hold on some lines splits the fulfillment order. GUESS: the held lines keep
+        its id, as ``fulfillmentOrderSplit`` documents for the original; should Shopify
+        have moved them instead, our hold is on a fulfillment order this order did not
+        have before, and that is where it is read back from.
+        """
+        fresh = self.shopify.fetch_orders([order.id]).get(order.id)
+        fos = fresh.fulfillment_orders if fresh else ()
+        known = {f.id for f in order.fulfillment_orders}
+        for fo in sorted(fos, key=lambda f: (f.id != fo_id, f.id in known)):
+            if fo.our_hold is not None and (fo.id == fo_id or fo.id not in known):
+                return fo.id, fo.our_hold.id
         return None
 
     def _remember_hold(
@@ -485,8 +583,12 @@ class Reconciler:
         failure: ``unknown`` for Shopify's mutations (a retried request may have
         landed), ``failed`` where the API said no.
         """
+        # A stop asked for by a signal takes effect here, between two calls, never within one.
+        self._stop()
+        if kind in _NEEDS_LOOP and self.loop is not None:
+            self._check_still_connected()
         failpoints.reached(f"{kind}.before")
-        action_id = self.store.begin_action(kind, order_id, target, key, payload)
+        action_id = self.store.begin_action(kind, order_id, target, key, payload, scan_id=self.scan_id)
         failpoints.reached(f"{kind}.intent")
         try:
             answer = call()
@@ -498,6 +600,14 @@ class Reconciler:
             raise
         failpoints.reached(f"{kind}.sent")
         return action_id, answer
+
+    def _check_still_connected(self) -> None:
+        """`disconnect` may have run since this scan read the connection: one read of the
+        state file before each hold, tag and note means nothing new is started after it."""
+        conn = self.store.connection()
+        if conn is None or not conn.loop_connected:
+            self.loop = None
+            raise _LoopDisconnected()
 
     def _done(self, kind: str, action_id: int, result: dict) -> None:
         self.store.finish_action(action_id, "done", result)
@@ -755,6 +865,10 @@ class Reconciler:
             scan_id=None, order_id=order.id, order_name=order.name, decision=outcome.decision, reason=outcome.reason
         )
         return outcome
+
+
+def _held_by_us(order: Order) -> bool:
+    return any(fo.our_hold is not None for fo in order.fulfillment_orders)
 
 
 _TRAILING_COUNTER = re.compile(r"-\d+$")

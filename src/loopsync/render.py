@@ -102,6 +102,8 @@ def scan_json(report: ScanReport) -> dict[str, Any]:
         "holds_released": report.count("release"),
         "pending": len(report.pending),
         "waiting_for_return": len(report.waiting),
+        "interrupted": report.interrupted,
+        "left_unheld": len(report.left_unheld),
         "orders": [outcome_json(o) for o in report.outcomes if o.kind or o.actions],
     }
 
@@ -116,6 +118,20 @@ def scan_summary(report: ScanReport) -> str:
         f"{report.count('note', planned)} noted, {report.count('release', planned)} released, "
         f"{len(report.pending)} pending{waiting}."
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def interrupted_line(report: ScanReport) -> str:
+    """The one line a scan stopped by a signal prints: how far it got, and that nothing is lost."""
+    if report.dry_run:
+        return "Interrupted: nothing was changed (dry run)."
+    done = [_count(report.count("hold"), "hold"), _count(report.count("note"), "note")]
+    if report.count("release"):
+        done.append(_count(report.count("release"), "release"))
+    return f"Interrupted: {', '.join(done)} done; the next scan finishes the rest."
 
 
 _ACTION_WORDS = {"hold": "held", "tag": "tagged", "note": "noted in Loop", "release": "released"}
@@ -146,9 +162,18 @@ def scan_table(report: ScanReport) -> Table | None:
     return table
 
 
+def left_unheld_line(report: ScanReport) -> str | None:
+    """One line, shown under cron too: pre-orders that may ship because nothing holds them."""
+    n = len(report.left_unheld)
+    if not n:
+        return None
+    things = "pre-order exchange" if n == 1 else "pre-order exchanges"
+    return f"{n} new {things} left unheld: Loop is disconnected."
+
+
 def show_scan(report: ScanReport, *, verbose: bool, interactive: bool) -> None:
     """Quiet under cron: off a terminal a scan prints only what needs attention (pending
-    orders), unless --verbose. At a terminal it shows what it did."""
+    orders, exchanges left unheld), unless --verbose. At a terminal it shows what it did."""
     table = scan_table(report) if (verbose or interactive) else None
     if table is not None:
         out().print(table)
@@ -156,6 +181,9 @@ def show_scan(report: ScanReport, *, verbose: bool, interactive: bool) -> None:
         err().print(scan_summary(report), markup=False)
     for o in report.pending:
         message(f"pending: {o.order_name}: {o.attention}")
+    unheld = left_unheld_line(report)
+    if unheld:
+        message(unheld)
 
 
 # -- status -------------------------------------------------------------------
@@ -189,6 +217,20 @@ def show_status(doc: dict[str, Any]) -> None:
         c.print(table)
     else:
         c.print("No orders held by loopsync.")
+    unheld = doc.get("unheld") or []
+    if unheld:
+        n = len(unheld)
+        things = "pre-order exchange" if n == 1 else "pre-order exchanges"
+        if conn is not None and conn["loop_connected"]:
+            title = f"{n} {things} left unheld while Loop was disconnected (the next scan holds them)"
+        else:
+            title = f"{n} {things} left unheld while Loop is disconnected"
+        table = Table(title=title)
+        for col in ("Order", "Estimated shipping", "Last seen (UTC)"):
+            table.add_column(col)
+        for u in unheld:
+            table.add_row(escape(u["order"] or u["order_id"]), escape(u["window"] or ""), when(u["seen_at"]))
+        c.print(table)
     if doc["pending"]:
         table = Table(title="Pending")
         for col in ("Order", "Why", "Attempts", "Next try (UTC)"):

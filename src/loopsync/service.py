@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loopsync import clock, settings
-from loopsync.errors import ConfigError, CredentialsError
+from loopsync import clock, interrupts, settings
+from loopsync.errors import ConfigError, CredentialsError, LockHeldError
 from loopsync.loop import LoopClient
-from loopsync.reconcile import OrderOutcome, Reconciler, ScanReport
+from loopsync.reconcile import OrderOutcome, Reconciler, ScanInterrupted, ScanReport  # noqa: F401 - for the CLI
 from loopsync.shopify import ClientCredentials, ShopifyClient, StaticToken
 from loopsync.store import Connection, Store
 
@@ -235,12 +235,29 @@ def status(store: Store, *, check_env: bool = True) -> dict:
     return status_document(store)
 
 
-def disconnect(store: Store) -> bool:
-    """Forget the Loop key. Returns False when Loop was not connected."""
+#: How long `disconnect` waits for a running scan to stop.
+DISCONNECT_WAIT = 300.0
+
+
+def disconnect(store: Store, *, on_wait: Callable[[], None] | None = None, timeout: float = DISCONNECT_WAIT) -> bool:
+    """Forget the Loop key, then wait for a running scan to stop. False when Loop was not connected.
+
+    The key goes first: a running scan reads the connection before each hold, tag
+    and note, so it starts none after this. Waiting for its lock then covers the
+    call it had in flight: once this returns, nothing more is done.
+    """
     conn = require_connection(store)
     if not conn.loop_api_key:
         return False
     store.forget_loop_key()
+    try:
+        with store.scan_lock(wait=True, timeout=timeout, on_wait=on_wait):
+            pass
+    except LockHeldError:
+        raise LockHeldError(
+            f"Loop Returns is disconnected, but the scan running on {store.path} did not stop within "
+            f"{timeout:g} s; it starts no new hold, tag or note."
+        ) from None
     return True
 
 
@@ -299,8 +316,10 @@ def scan(
     progress: Callable[[str], None] | None = None,
 ) -> ScanReport:
     rec = reconciler(store, dry_run=dry_run)
-    with store.scan_lock(wait=wait):
-        return rec.scan(since, progress=progress)
+    # Signals are caught only once the lock is ours: a scan still queueing for it has
+    # nothing to finish, and Ctrl-C or SIGTERM end it as they end any program.
+    with store.scan_lock(wait=wait), interrupts.stop_on_signals() as stop:
+        return rec.scan(since, progress=progress, stop=stop.check)
 
 
 def release(store: Store, ref: str) -> OrderOutcome:

@@ -49,6 +49,11 @@ def status_document(store: Store) -> dict[str, Any]:
             for h in store.active_holds()
         ],
         "pending": pending(store),
+        # Pre-order exchanges no hold protects: Loop was disconnected when a scan saw them.
+        "unheld": [
+            {"order_id": u.order_id, "order": u.name, "window": u.window, "seen_at": u.last_seen}
+            for u in store.orders_left_unheld()
+        ],
     }
 
 
@@ -92,4 +97,4 @@ def pending(store: Store) -> list[dict[str, Any]]:
 
 def not_connected_document() -> dict[str, Any]:
     """The status of a state file that does not exist yet."""
-    return {"connection": None, "last_scan": None, "cursor": None, "held": [], "pending": []}
+    return {"connection": None, "last_scan": None, "cursor": None, "held": [], "pending": [], "unheld": []}

@@ -39,7 +39,9 @@ DEFAULT_BUSY_TIMEOUT = 10.0
 
 ACTION_KINDS = frozenset({"hold", "tag", "note", "release"})
 ACTION_STATUSES = frozenset({"intent", "done", "failed", "unknown"})
-SCAN_OUTCOMES = frozenset({"running", "ok", "pending", "failed", "dry-run", "crashed"})
+#: ``interrupted``: stopped by SIGINT or SIGTERM after the call in flight (the cursor stays
+#: put, so the next scan finishes the rest); ``crashed``: found still ``running`` by a later scan.
+SCAN_OUTCOMES = frozenset({"running", "ok", "pending", "failed", "dry-run", "crashed", "interrupted"})
 HOLD_STATUSES = frozenset({"active", "released", "released_manually", "released_externally"})
 RELEASED_BY = frozenset({"scan", "manual", "external"})
 #: Releases loopsync made itself: the ones that owe the Loop return a release note.
@@ -248,6 +250,45 @@ def _m002_client_credentials(db: Database) -> None:
         "ALTER TABLE connection ADD COLUMN access_token_expires_at TEXT",
     ]:
         db.execute(sql)
+
+
+@migrations(name="m003_scan_outcome_interrupted")
+def _m003_scan_outcome_interrupted(db: Database) -> None:
+    # A scan stopped by SIGINT/SIGTERM is recorded as 'interrupted', which the CHECK on
+    # scans.outcome refuses. SQLite cannot alter a CHECK, so the table is rebuilt. It
+    # runs inside the migration transaction, where foreign_keys cannot be switched off:
+    # deferring them lets decisions and actions point at scan ids that are briefly
+    # gone, and they are checked again at COMMIT, when every id is back.
+    sequence = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'scans'").fetchone()
+    for sql in [
+        "PRAGMA defer_foreign_keys = ON",
+        "CREATE TEMP TABLE scans_m003 AS SELECT * FROM scans",
+        "DROP TABLE scans",
+        """CREATE TABLE scans (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            since TEXT,
+            cursor_before TEXT,
+            cursor_after TEXT,
+            dry_run INTEGER NOT NULL DEFAULT 0,
+            outcome TEXT NOT NULL DEFAULT 'running'
+                CHECK (outcome IN ('running', 'ok', 'pending', 'failed', 'dry-run', 'crashed', 'interrupted')),
+            counters TEXT NOT NULL DEFAULT '{}',
+            error TEXT
+        )""",
+        """INSERT INTO scans (id, started_at, finished_at, since, cursor_before, cursor_after, dry_run, outcome,
+               counters, error)
+           SELECT id, started_at, finished_at, since, cursor_before, cursor_after, dry_run, outcome, counters, error
+           FROM scans_m003""",
+        "DROP TABLE scans_m003",
+    ]:
+        db.execute(sql)
+    if sequence is not None:
+        # AUTOINCREMENT never reuses an id, not even a deleted scan's: keep its counter.
+        updated = db.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'scans'", [sequence[0]])
+        if updated.rowcount == 0:
+            db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('scans', ?)", [sequence[0]])
 
 
 @migrations(name="m004_note_backoff")
@@ -583,13 +624,15 @@ class Store:
     # -- scan lock -----------------------------------------------------------------
 
     @contextlib.contextmanager
-    def scan_lock(self, *, wait: bool = False, timeout: float = 300.0) -> Iterator[None]:
+    def scan_lock(
+        self, *, wait: bool = False, timeout: float = 300.0, on_wait: Callable[[], None] | None = None
+    ) -> Iterator[None]:
         """Hold the single-instance scan lock (``<db>.lock``) for the block.
 
         An OS file lock (flock): the kernel drops it when the holder exits or is
         killed, so a crashed scan never leaves a stale lock behind.
         """
-        with scan_lock(self.path, wait=wait, timeout=timeout):
+        with scan_lock(self.path, wait=wait, timeout=timeout, on_wait=on_wait):
             yield
 
     # -- connection ------------------------------------------------------------------
@@ -1133,6 +1176,14 @@ class Store:
         ]
 
     @_sql_errors
+    def orders_left_unheld(self) -> list[OrderRow]:
+        """Pre-order exchanges a scan did not hold because Loop was disconnected, oldest first."""
+        return [
+            _order(r)
+            for r in self._all("SELECT * FROM orders WHERE state = 'disconnected_skip' ORDER BY first_seen, order_id")
+        ]
+
+    @_sql_errors
     def held_orders(self) -> list[OrderRow]:
         return [_order(r) for r in self._all("SELECT * FROM orders WHERE state = 'held' ORDER BY first_seen")]
 
@@ -1455,12 +1506,17 @@ def _prepare_file(path: Path, warnings: list[str]) -> None:
 
 @contextlib.contextmanager
 def scan_lock(
-    db_path: str | os.PathLike[str], *, wait: bool = False, timeout: float = 300.0
+    db_path: str | os.PathLike[str],
+    *,
+    wait: bool = False,
+    timeout: float = 300.0,
+    on_wait: Callable[[], None] | None = None,
 ) -> Iterator[None]:
     """Single-instance lock for scans on one state file (``<db>.lock``, flock).
 
     Raises :class:`LockHeldError` at once (``wait=False``) or after ``timeout``
-    seconds (``wait=True``) when another process holds it.
+    seconds (``wait=True``) when another process holds it. ``on_wait`` is called
+    once, when waiting begins, so a command can say why it is not returning.
     """
     db_path = Path(db_path).expanduser()
     lock_path = db_path.with_name(db_path.name + ".lock")
@@ -1479,6 +1535,9 @@ def scan_lock(
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise LockHeldError(f"Another loopsync scan is running on {db_path}.") from None
+                if on_wait is not None:
+                    on_wait()
+                    on_wait = None
                 time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
                 delay = min(delay * 2, 0.25)
         try:

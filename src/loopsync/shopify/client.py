@@ -34,6 +34,8 @@ from loopsync.shopify.transport import Transport
 # fulfillment trigger produces, so staff see a familiar reason.
 DEFAULT_HOLD_REASON = "UNKNOWN_DELIVERY_DATE"
 HOLD_HANDLE_MAX = 64
+# The userError code of a hold whose handle this app already placed on the fulfillment order.
+DUPLICATE_HOLD_CODE = "DUPLICATE_FULFILLMENT_HOLD_HANDLE"
 
 
 class ShopifyClient:
@@ -217,11 +219,15 @@ class ShopifyClient:
         )
         payload = _need(data, "fulfillmentOrderHold", "the result of placing a hold")
         raw_hold = payload.get("fulfillmentHold")
+        user_errors = _user_errors(payload.get("userErrors"))
         return HoldResult(
             hold=_hold(raw_hold) if isinstance(raw_hold, dict) else None,
             fulfillment_order_id=(payload.get("fulfillmentOrder") or {}).get("id"),
             remaining_fulfillment_order_id=(payload.get("remainingFulfillmentOrder") or {}).get("id"),
-            user_errors=_user_errors(payload.get("userErrors")),
+            user_errors=user_errors,
+            # execute() retries a hold whose answer was lost; the retry then meets the
+            # first try's hold under the same handle.
+            duplicate=any(e.code == DUPLICATE_HOLD_CODE for e in user_errors),
         )
 
     def release_hold(self, fulfillment_order_id: str, hold_ids: list[str]) -> tuple[UserError, ...]:
