@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -414,18 +415,23 @@ def _run(command, args: list[str], debug: bool) -> int:
             render.message(f"Error: {exc}")
         return ExitCode.USAGE
     except LoopsyncError as exc:
-        if debug:
-            raise
+        _traceback_if(debug)
         render.message(f"Error: {exc.message}")
         return int(exc.exit_code)
     except KeyboardInterrupt:
         render.err().print("Interrupted.")
         return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence
-        if debug:
-            raise
+        _traceback_if(debug)
         render.err().print(
             f"Error: loopsync hit an unexpected problem ({type(exc).__name__}). Run again with --debug for details."
         )
         return ExitCode.INTERNAL
     return int(result or 0)
+
+
+def _traceback_if(debug: bool) -> None:
+    """--debug adds the traceback and changes nothing else: scripts see the same exit code either way."""
+    if debug:
+        # Plain stdlib formatting: no locals, which would print API keys.
+        traceback.print_exc(file=sys.stderr)
