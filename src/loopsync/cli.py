@@ -40,13 +40,24 @@ DbOption = Annotated[
     typer.Option("--db", help="State file (env LOOPSYNC_DB; default in your user data directory).", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+# Text, not Path: Click turns an empty value into ".", and `--record ""` must be reported as empty.
 RecordOption = Annotated[
-    Path | None,
-    typer.Option("--record", help="Write this run's API traffic, credentials scrubbed, to a cassette file.", show_default=False),
+    str | None,
+    typer.Option(
+        "--record",
+        metavar="FILE",
+        help="Write this run's API traffic, credentials scrubbed, to a new cassette file (never replaces one).",
+        show_default=False,
+    ),
 ]
 ReplayOption = Annotated[
-    Path | None,
-    typer.Option("--replay", help="Answer every API request from a recorded cassette; no network.", show_default=False),
+    str | None,
+    typer.Option(
+        "--replay",
+        metavar="FILE",
+        help="Answer every API request from a recorded cassette; no network.",
+        show_default=False,
+    ),
 ]
 AnonymizeOption = Annotated[
     bool, typer.Option("--anonymize", help="With --record: also replace the shop's domain in the cassette.")
