@@ -27,6 +27,9 @@ app = typer.Typer(
     # Locals in a traceback would print API keys.
     pretty_exceptions_show_locals=False,
     pretty_exceptions_enable=False,
+    # Click's plain help: Typer's Rich panels print a type after every flag ("--json <bool>")
+    # and cut a long help text short with "…".
+    rich_markup_mode=None,
 )
 preorders_app = typer.Typer(help="Local pre-order overrides, for stores whose pre-order data lives outside Shopify.")
 sandbox_app = typer.Typer(help="The local Shopify + Loop sandbox used by the demo and the tests.")
@@ -101,7 +104,7 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Add the full traceback to an error; the exit code stays the same.")] = False,
     version: Annotated[
         bool, typer.Option("--version", help="Show the version and exit.", callback=_show_version, is_eager=True)
     ] = False,
@@ -373,13 +376,20 @@ def demo(
 
 @sandbox_app.command("serve")
 def sandbox_serve(
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    host: Annotated[str, typer.Option("--host", help="The address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="0 picks a free port.")] = 0,
     scenario: Annotated[str, typer.Option("--scenario", help="demo, or a path to a JSON/YAML scenario.")] = "demo",
     faults: Annotated[
-        str | None, typer.Option("--faults", help="e.g. '5xx=0.1,drop=0.05,throttle=0.1,slow=0.1:0.5,seed=7'.")
+        str | None,
+        typer.Option(
+            "--faults",
+            metavar="SPEC",
+            help="Inject faults into API requests, each kind with a rate from 0 to 1, comma-separated: "
+            "'5xx=0.1, drop=0.05, throttle=0.1, slow=0.1:0.5, malformed=0.05, seed=7' "
+            "(slow=RATE:SECONDS).",
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seeds the faults (unless SPEC has seed=) and the scenario.")] = 0,
 ) -> None:
     """Serve a local Shopify Admin GraphQL + Loop Returns API until Ctrl-C."""
     from loopsync.sandbox.server import serve
