@@ -485,6 +485,26 @@ class Store:
             # migrates, the others wait, then find nothing pending.
             with self.transaction():
                 migrations.apply(db)
+        self._check_columns()
+
+    def _check_columns(self) -> None:
+        """Refuse a file whose tables differ from what the migrations made (edited by hand or by
+        another program): rows are read into fixed records, and an unknown column cannot be."""
+        for table, expected in _managed_columns().items():
+            found = [row[1] for row in self.db.execute(f"PRAGMA table_info([{table}])").fetchall()]
+            if not found:
+                raise StateFileError(f"{self.path} is not a loopsync state file (its {table} table is missing).")
+            extra = [c for c in found if c not in expected]
+            if extra:
+                raise StateFileError(
+                    f"The state file {self.path} looks damaged: {table}.{extra[0]} is not a column loopsync "
+                    "manages (was the file changed by hand or by another program?)."
+                )
+            missing = [c for c in expected if c not in found]
+            if missing:
+                raise StateFileError(
+                    f"The state file {self.path} looks damaged: its {table} table has no {missing[0]} column."
+                )
 
     def _check_writable(self) -> None:
         if not os.access(self.path, os.W_OK) or not os.access(self.path.parent, os.W_OK):
@@ -1283,6 +1303,19 @@ def _read_header(path: Path, st: os.stat_result) -> bytes:
     if fd is None:
         fd = _HEADER_FDS[key] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     return os.pread(fd, len(_SQLITE_HEADER), 0)
+
+
+@functools.cache
+def _managed_columns() -> dict[str, tuple[str, ...]]:
+    """Every table the migrations create, with its columns: read from a scratch database they built,
+    so a new migration needs no second list kept in step with it."""
+    scratch = Database(memory=True, execute_plugins=False)
+    try:
+        migrations.apply(scratch)
+        skip = {Migrations.migrations_table, "sqlite_sequence"}
+        return {t: tuple(c.name for c in scratch[t].columns) for t in scratch.table_names() if t not in skip}
+    finally:
+        scratch.close()
 
 
 def _prepare_file(path: Path, warnings: list[str]) -> None:

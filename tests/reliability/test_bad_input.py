@@ -320,7 +320,8 @@ def test_locked_state_file(sb, linked, monkeypatch):
     assert rows(linked, "SELECT * FROM overrides") == []
 
 
-@pytest.mark.parametrize("damage", ["garbage", "zeroed pages", "truncated", "other sqlite db", "directory"])
+@pytest.mark.parametrize("damage", ["garbage", "zeroed pages", "truncated", "other sqlite db", "directory",
+                                    "unmanaged column", "missing column"])
 def test_corrupt_state_file(damage, sb, linked, tmp_path):
     # The in-process CLI leaves its connections to the garbage collector; the last one to close
     # checkpoints the WAL into the file, which would repair the damage done below mid-test.
@@ -336,6 +337,17 @@ def test_corrupt_state_file(damage, sb, linked, tmp_path):
             Path(str(target) + suffix).unlink(missing_ok=True)
     elif damage == "truncated":
         target.write_bytes(target.read_bytes()[:50])
+    elif damage in ("unmanaged column", "missing column"):
+        # Someone (or another tool) changed the schema by hand, after a scan left rows to read.
+        assert run_cli(["scan", "--db", str(target)]).code == 0
+        gc.collect()
+        con = sqlite3.connect(target)
+        if damage == "unmanaged column":
+            con.execute("ALTER TABLE holds ADD COLUMN warehouse_note TEXT")
+        else:
+            con.execute("ALTER TABLE scans DROP COLUMN error")
+        con.commit()
+        con.close()
     elif damage == "other sqlite db":
         target = tmp_path / "other.db"
         con = sqlite3.connect(target)
