@@ -71,12 +71,14 @@ AnonymizeOption = Annotated[
 _opened: list = []
 
 
-def _store(db: Path | None, *, create: bool = True):
+def _store(db: Path | None, *, create: bool = True, read_only: bool = False):
+    """The state file for this command. ``read_only``: a command that only looks, which must
+    work on a file it cannot write and never create or change one (implies ``create=False``)."""
     path = db or settings.default_db_path()
-    if not create and not Path(path).expanduser().exists():
+    if (read_only or not create) and not Path(path).expanduser().exists():
         # A typo in --db or a cron job run before `connect`: say so, and leave no empty state file behind.
         raise ConfigError(f"loopsync is not connected yet (no state file at {path}): run `loopsync connect` first.")
-    store = service.open_store(path)
+    store = service.open_store(path, read_only=True) if read_only else service.open_store(path)
     _opened.append(store)
     return store
 
@@ -280,7 +282,7 @@ def status(db: DbOption = None, as_json: JsonOption = False) -> None:
 
         doc = not_connected_document()
     else:
-        store = _store(path)
+        store = _store(path, read_only=True)
         _warn_permissions(store)
         doc = service_status(store)
     if as_json:
@@ -295,7 +297,7 @@ def status(db: DbOption = None, as_json: JsonOption = False) -> None:
 @preorders_app.command("list")
 def preorders_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """List variants treated as pre-order by local override."""
-    rows = _store(db).overrides()
+    rows = _store(db, read_only=True).overrides()
     if as_json:
         render.print_json([{"variant_id": v, "window": w} for v, w in sorted(rows.items())])
         return
@@ -335,7 +337,7 @@ def preorders_remove(variant: Annotated[str, typer.Argument(help="Variant gid or
 @config_app.command("list")
 def config_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Show every setting and its value (defaults included)."""
-    values = _store(db).settings()
+    values = _store(db, read_only=True).settings()
     if as_json:
         render.print_json(values)
         return

@@ -388,12 +388,17 @@ def test_older_schema_is_migrated_and_keeps_its_data(tmp_path):
     old.conn.commit()
     old.close()
 
+    # Commands that only look read it as it is, migrated in memory, and leave the file alone.
+    before = db.read_bytes()
     status = run_cli(["status", "--json", "--db", str(db)])
     assert status.code == 0, status.output
     doc = json.loads(status.out)
     assert "old-shop.myshopify.com" in status.out and "EXC-1-1" in status.out, doc
     listed = run_cli(["preorders", "list", "--json", "--db", str(db)])
     assert json.loads(listed.out) == [{"variant_id": "gid://shopify/ProductVariant/7", "window": "Spring 2027"}]
+    assert db.read_bytes() == before
+    # The first command that writes migrates the file itself.
+    assert run_cli(["config", "set", "note_label", "loopsync", "--db", str(db)]).code == 0
     con = sqlite3.connect(db)
     try:
         columns = {r[1] for r in con.execute("PRAGMA table_info(connection)")}
