@@ -42,6 +42,7 @@ def _files(root: Path) -> list[Path]:
 def test_no_known_secret_reaches_a_recording(cli, tmp_path, env_for):
     scenario, known = _secret_store(tmp_path)
     out = tmp_path / "recordings"
+    out.mkdir()  # --record writes into a directory that exists; it does not create one
     with Sandbox(scenario=str(scenario)) as sb:
         env = env_for(sb)
         static_db, cc_db = str(tmp_path / "static.db"), str(tmp_path / "cc.db")

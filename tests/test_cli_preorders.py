@@ -20,10 +20,6 @@ def _preorders(cli, db, *args):
 
 
 def test_list_add_remove(cli, db, checks):
-    empty = _preorders(cli, db, "list")
-    assert empty.code == 0 and empty.out == "" and "No local pre-order overrides" in empty.err
-    assert json.loads(_preorders(cli, db, "list", "--json").out) == []
-
     added = _preorders(cli, db, "add", "42", "--window", "  Late March 2027 ")
     assert added.code == 0, added.output
     assert "gid://shopify/ProductVariant/42" in added.err
@@ -38,12 +34,14 @@ def test_list_add_remove(cli, db, checks):
     removed = _preorders(cli, db, "remove", "gid://shopify/ProductVariant/42")
     assert removed.code == 0, removed.output
     assert json.loads(_preorders(cli, db, "list", "--json").out) == []
+    empty = _preorders(cli, db, "list")
+    assert empty.code == 0 and empty.out == "" and "No local pre-order overrides" in empty.err
 
 
 def test_add_refuses_an_empty_window_or_a_bad_variant(cli, db, checks):
     checks.clean_error(_preorders(cli, db, "add", "42", "--window", "   "), 2, "window")
     checks.clean_error(_preorders(cli, db, "add", "not-a-variant", "--window", "Spring"), 2)
-    assert json.loads(_preorders(cli, db, "list", "--json").out) == []
+    assert not db.exists(), "a refused add must not leave a state file behind"
 
 
 def test_an_override_holds_an_in_stock_exchange_and_removing_it_releases(cli, connected, probe):

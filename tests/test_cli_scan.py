@@ -132,7 +132,8 @@ def test_dry_run_prints_the_plan_and_changes_nothing(cli, connected, probe):
 
     assert result.code == 0, result.output
     assert "would hold" in result.out
-    assert "Dry run" in result.err and "4 held, 4 tagged, 4 noted" in result.err
+    assert "Dry run" in result.err and "would hold 4, tag 4, note 4 and release 0" in result.err
+    assert " held" not in result.err, "a plan must not read as done"
     assert probe.mutations(mark) == []
     assert probe.loop_posts(mark) == []
     assert probe.world.holds(app_id=None) == [h for h in probe.world.holds() if not h.handle.startswith("loopsync")]

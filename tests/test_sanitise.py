@@ -36,10 +36,12 @@ def _printable(value: str) -> bool:
     ids=["newline", "tab", "escape", "40000", "one-too-long"],
 )
 def test_preorders_add_refuses_a_window_that_is_not_one_short_printable_line(cli, db, checks, window, fragment):
+    assert cli(["preorders", "add", "8", "--window", "Late March", "--db", str(db)]).code == 0
     result = cli(["preorders", "add", "7", "--window", window, "--db", str(db)])
 
     checks.clean_error(result, 2, fragment)
-    assert json.loads(cli(["preorders", "list", "--db", str(db), "--json"]).out) == []
+    listed = json.loads(cli(["preorders", "list", "--db", str(db), "--json"]).out)
+    assert [o["variant_id"] for o in listed] == ["gid://shopify/ProductVariant/8"]
 
 
 def test_preorders_add_takes_the_longest_window_and_it_fits_the_note_uncut(cli, db):
@@ -63,6 +65,7 @@ def test_preorders_add_takes_the_longest_window_and_it_fits_the_note_uncut(cli, 
     ],
 )
 def test_config_set_refuses_labels_and_tags_that_are_not_one_printable_line(cli, db, checks, key, value):
+    assert cli(["config", "set", "lookback", "3d", "--db", str(db)]).code == 0  # the state file exists
     before = json.loads(cli(["config", "list", "--db", str(db), "--json"]).out)
 
     checks.clean_error(cli(["config", "set", key, value, "--db", str(db)]), 2, "one line of printable text")

@@ -7,6 +7,7 @@ Every failure reaches the user as one sentence on stderr and an exit code from
 from __future__ import annotations
 
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +26,9 @@ app = typer.Typer(
     # Locals in a traceback would print API keys.
     pretty_exceptions_show_locals=False,
     pretty_exceptions_enable=False,
+    # Click's plain help: Typer's Rich panels print a type after every flag ("--json <bool>")
+    # and cut a long help text short with "…".
+    rich_markup_mode=None,
 )
 preorders_app = typer.Typer(help="Local pre-order overrides, for stores whose pre-order data lives outside Shopify.")
 sandbox_app = typer.Typer(help="The local Shopify + Loop sandbox used by the demo and the tests.")
@@ -38,13 +42,24 @@ DbOption = Annotated[
     typer.Option("--db", help="State file (env LOOPSYNC_DB; default in your user data directory).", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+# Text, not Path: Click turns an empty value into ".", and `--record ""` must be reported as empty.
 RecordOption = Annotated[
-    Path | None,
-    typer.Option("--record", help="Write this run's API traffic, credentials scrubbed, to a cassette file.", show_default=False),
+    str | None,
+    typer.Option(
+        "--record",
+        metavar="FILE",
+        help="Write this run's API traffic, credentials scrubbed, to a new cassette file (never replaces one).",
+        show_default=False,
+    ),
 ]
 ReplayOption = Annotated[
-    Path | None,
-    typer.Option("--replay", help="Answer every API request from a recorded cassette; no network.", show_default=False),
+    str | None,
+    typer.Option(
+        "--replay",
+        metavar="FILE",
+        help="Answer every API request from a recorded cassette; no network.",
+        show_default=False,
+    ),
 ]
 AnonymizeOption = Annotated[
     bool, typer.Option("--anonymize", help="With --record: also replace the shop's domain in the cassette.")
@@ -55,12 +70,14 @@ AnonymizeOption = Annotated[
 _opened: list = []
 
 
-def _store(db: Path | None, *, create: bool = True):
+def _store(db: Path | None, *, create: bool = True, read_only: bool = False):
+    """The state file for this command. ``read_only``: a command that only looks, which must
+    work on a file it cannot write and never create or change one (implies ``create=False``)."""
     path = db or settings.default_db_path()
-    if not create and not Path(path).expanduser().exists():
+    if (read_only or not create) and not Path(path).expanduser().exists():
         # A typo in --db or a cron job run before `connect`: say so, and leave no empty state file behind.
         raise ConfigError(f"loopsync is not connected yet (no state file at {path}): run `loopsync connect` first.")
-    store = service.open_store(path)
+    store = service.open_store(path, read_only=True) if read_only else service.open_store(path)
     _opened.append(store)
     return store
 
@@ -88,7 +105,7 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Add the full traceback to an error; the exit code stays the same.")] = False,
     version: Annotated[
         bool, typer.Option("--version", help="Show the version and exit.", callback=_show_version, is_eager=True)
     ] = False,
@@ -301,7 +318,7 @@ def status(db: DbOption = None, as_json: JsonOption = False) -> None:
 
         doc = not_connected_document()
     else:
-        store = _store(path)
+        store = _store(path, read_only=True)
         _warn_permissions(store)
         doc = service_status(store)
     if as_json:
@@ -316,7 +333,7 @@ def status(db: DbOption = None, as_json: JsonOption = False) -> None:
 @preorders_app.command("list")
 def preorders_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """List variants treated as pre-order by local override."""
-    rows = _store(db).overrides()
+    rows = _store(db, read_only=True).overrides()
     if as_json:
         render.print_json([{"variant_id": v, "window": w} for v, w in sorted(rows.items())])
         return
@@ -355,7 +372,7 @@ def preorders_remove(variant: Annotated[str, typer.Argument(help="Variant gid or
 @config_app.command("list")
 def config_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Show every setting and its value (defaults included)."""
-    values = _store(db).settings()
+    values = _store(db, read_only=True).settings()
     if as_json:
         render.print_json(values)
         return
@@ -396,13 +413,20 @@ def demo(
 
 @sandbox_app.command("serve")
 def sandbox_serve(
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    host: Annotated[str, typer.Option("--host", help="The address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="0 picks a free port.")] = 0,
     scenario: Annotated[str, typer.Option("--scenario", help="demo, or a path to a JSON/YAML scenario.")] = "demo",
     faults: Annotated[
-        str | None, typer.Option("--faults", help="e.g. '5xx=0.1,drop=0.05,throttle=0.1,slow=0.1:0.5,seed=7'.")
+        str | None,
+        typer.Option(
+            "--faults",
+            metavar="SPEC",
+            help="Inject faults into API requests, each kind with a rate from 0 to 1, comma-separated: "
+            "'5xx=0.1, drop=0.05, throttle=0.1, slow=0.1:0.5, malformed=0.05, seed=7' "
+            "(slow=RATE:SECONDS).",
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seeds the faults (unless SPEC has seed=) and the scenario.")] = 0,
 ) -> None:
     """Serve a local Shopify Admin GraphQL + Loop Returns API until Ctrl-C."""
     from loopsync.sandbox.server import serve
@@ -449,18 +473,23 @@ def _run(command, args: list[str], debug: bool) -> int:
             render.message(f"Error: {exc}")
         return ExitCode.USAGE
     except LoopsyncError as exc:
-        if debug:
-            raise
+        _traceback_if(debug)
         render.message(f"Error: {exc.message}")
         return int(exc.exit_code)
     except KeyboardInterrupt:
         render.err().print("Interrupted.")
         return ExitCode.INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the last line of defence
-        if debug:
-            raise
+        _traceback_if(debug)
         render.err().print(
             f"Error: loopsync hit an unexpected problem ({type(exc).__name__}). Run again with --debug for details."
         )
         return ExitCode.INTERNAL
     return int(result or 0)
+
+
+def _traceback_if(debug: bool) -> None:
+    """--debug adds the traceback and changes nothing else: scripts see the same exit code either way."""
+    if debug:
+        # Plain stdlib formatting: no locals, which would print API keys.
+        traceback.print_exc(file=sys.stderr)

@@ -28,6 +28,7 @@ vcrpy is optional at run time: only ``--record``/``--replay`` import it.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import time
@@ -302,6 +303,63 @@ def _wire_body(body: Any) -> Any:
     return body
 
 
+def _check_cassette(path: Path, doc: dict) -> None:
+    """Refuse, in one sentence, a cassette whose fields vcrpy or the replay would trip over.
+
+    Cassettes are meant to be read and sometimes edited by hand (to cut an order out, say);
+    a field left in the wrong shape must be reported as such, not crash the replay later.
+    """
+
+    def bad(where: str, what: str) -> ConfigError:
+        return ConfigError(f"{path} cannot be replayed: {where} {what} (was it edited by hand?).")
+
+    sleeps = doc.get("sleeps")
+    if sleeps is not None and (
+        not isinstance(sleeps, list)
+        or not all(isinstance(s, int | float) and not isinstance(s, bool) and s >= 0 for s in sleeps)
+    ):
+        raise bad("sleeps", "must be a list of seconds, each a number of at least 0")
+    interactions = doc.get("interactions")
+    if interactions is None:
+        return
+    if not isinstance(interactions, list):
+        raise bad("interactions", "must be a list")
+    for number, item in enumerate(interactions, start=1):
+        where = f"interaction {number}"
+        if not isinstance(item, dict) or not isinstance(item.get("request"), dict) \
+                or not isinstance(item.get("response"), dict):
+            raise bad(where, "must have a request and a response")
+        req, resp = item["request"], item["response"]
+        if not isinstance(req.get("method"), str) or not req["method"].isalpha():
+            raise bad(f"{where}'s request", "has no HTTP method")
+        if not isinstance(req.get("uri"), str) or not re.match(r"https?://[^/\s]+", req["uri"]):
+            raise bad(f"{where}'s request", "has no http(s) uri")
+        status = resp.get("status")
+        if not (
+            isinstance(status, dict)
+            and isinstance(status.get("code"), int)
+            and not isinstance(status.get("code"), bool)
+            and 100 <= status["code"] <= 599
+            and isinstance(status.get("message", ""), str)
+        ):
+            raise bad(f"{where}'s response", "needs a status with a code from 100 to 599 and a message")
+        for side, part in (("request", req), ("response", resp)):
+            headers = part.get("headers")
+            if headers is not None and not (
+                isinstance(headers, dict)
+                and all(
+                    isinstance(k, str)
+                    and (isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v)))
+                    for k, v in headers.items()
+                )
+            ):
+                raise bad(f"{where}'s {side} headers", "must map each name to text or a list of texts")
+            body = part.get("body")
+            if body is not None and not isinstance(body, str | bytes) \
+                    and not (isinstance(body, dict) and set(body) == {"json"}):
+                raise bad(f"{where}'s {side} body", "must be text or a mapping with just json")
+
+
 class Serializer:
     """vcrpy's cassette as readable YAML: JSON bodies decoded, keys in a fixed order, a loopsync header.
 
@@ -353,6 +411,7 @@ class Serializer:
             raise ConfigError(f"{self.recorder.path} is not readable YAML; it cannot be replayed.") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise ConfigError(f"{self.recorder.path} is not a loopsync cassette ({FORMAT}).")
+        _check_cassette(self.recorder.path, doc)
         self.recorder.loaded = {k: v for k, v in doc.items() if k != "interactions"}
         interactions = []
         for item in doc.get("interactions") or []:
@@ -402,7 +461,43 @@ def _vcr_config(vcr_module: Any, recorder: Recorder) -> Any:
     )
     config.register_serializer("loopsync-yaml", Serializer(recorder))
     config.register_matcher("loopsync_body", loopsync_body)
+    config.register_persister(_persister(vcr_module))
     return config
+
+
+def _persister(vcr_module: Any) -> type:
+    """vcrpy's file persister, writing the cassette owner-only (0600) from the first byte.
+
+    Credentials are scrubbed, but a cassette still holds customer e-mail addresses and
+    order details, so it gets the state snapshot's mode, not the umask's.
+    """
+    from vcr.persisters.filesystem import CassetteNotFoundError, FilesystemPersister
+    from vcr.serialize import deserialize, serialize
+
+    class PrivatePersister(FilesystemPersister):
+        @classmethod
+        def load_cassette(cls, cassette_path: Any, serializer: Any) -> Any:
+            path = Path(cassette_path)
+            if not path.is_file():
+                raise CassetteNotFoundError()
+            try:
+                data = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                # vcrpy would treat it as an empty cassette; it is a wrong file.
+                raise ConfigError(f"{path} is not a loopsync cassette (it is not text).") from None
+            if not data.strip():
+                raise ConfigError(f"{path} is empty; it cannot be replayed.")
+            return deserialize(data, serializer)
+
+        @staticmethod
+        def save_cassette(cassette_path: Any, cassette_dict: Any, serializer: Any) -> None:
+            data = serialize(cassette_dict, serializer)
+            fd = os.open(cassette_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                os.fchmod(f.fileno(), 0o600)  # an existing file keeps its mode through O_CREAT
+                f.write(data)
+
+    return PrivatePersister
 
 
 def _utc_second(moment: datetime) -> datetime:
@@ -423,6 +518,9 @@ def snapshot_state(source: Path, dest: Path, *, anonymize: bool = False) -> None
     """
     from loopsync.store import Store
 
+    if _same_file(source, dest):
+        # The unlink below would delete the live state file (SQLite then backs up into itself, forever).
+        raise ConfigError(f"The state snapshot {dest} would replace the state file itself.")
     dest.parent.mkdir(parents=True, exist_ok=True)
     for leftover in (dest, Path(f"{dest}-wal"), Path(f"{dest}-shm")):
         leftover.unlink(missing_ok=True)
@@ -538,10 +636,54 @@ def recording(
             )
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """One file under two names: the same path once resolved, or a hard link to it."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _state_companions(state_file: Path) -> list[Path]:
+    # SQLite keeps committed data in -wal until a checkpoint; losing it loses the data.
+    return [state_file, *(Path(f"{state_file}{s}") for s in ("-wal", "-shm", "-journal", ".lock"))]
+
+
+def check_record_path(record: Path, state_file: Path | None) -> None:
+    """Refuse a ``--record`` path before anything is written, in one sentence.
+
+    A recording never replaces a file: not the state file (which would lose the
+    credentials, manual releases and overrides), nor its snapshot's place, nor an older
+    recording (which may be the one a bug report needs). The directory must exist
+    already: a typo is reported, not created.
+    """
+    snapshot = state_snapshot_path(record)
+    if record.is_dir():
+        raise ConfigError(f"--record {record} is a directory: name a file in it, e.g. {record / 'incident.yaml'}.")
+    if not record.parent.is_dir():
+        what = "is not a directory" if record.parent.exists() else "does not exist"
+        raise ConfigError(f"--record {record}: the directory {record.parent} {what}.")
+    if state_file is not None:
+        written = [record, snapshot, Path(f"{snapshot}-wal"), Path(f"{snapshot}-shm")]
+        if any(_same_file(w, kept) for w in written for kept in _state_companions(state_file)):
+            raise ConfigError(
+                f"--record {record} would write over the state file {state_file} "
+                f"(the recording and its snapshot {snapshot.name}): record to another name, e.g. incident.yaml."
+            )
+    for path in (record, snapshot):
+        if path.exists() or path.is_symlink():
+            raise ConfigError(
+                f"{path} already exists and a recording never replaces a file: "
+                "move it away or record to another name."
+            )
+
+
 def for_command(
     *,
-    record: Path | None,
-    replay: Path | None,
+    record: str | os.PathLike[str] | None,
+    replay: str | os.PathLike[str] | None,
     anonymize: bool = False,
     store: Any = None,
     shop: str | None = None,
@@ -551,6 +693,10 @@ def for_command(
     Recording first leaves a scrubbed copy of the state file as it is before the run
     next to the cassette (``state_snapshot_path``): a replay starts from a copy of it.
     """
+    # An empty value is a mistake ("--record $FILE" with FILE unset), not "no recording".
+    for flag, value in (("--record", record), ("--replay", replay)):
+        if value is not None and not str(value).strip():
+            raise ConfigError(f"{flag} needs a file name, e.g. {flag} incident.yaml.")
     if record and replay:
         raise ConfigError("Use --record or --replay, not both.")
     if anonymize and not record:
@@ -560,6 +706,8 @@ def for_command(
     if not record:
         return nullcontext()
     _vcr()
+    record = Path(record)
+    check_record_path(record, Path(store.path) if store is not None else None)
     if shop is None and store is not None:
         conn = store.connection()
         shop = conn.shop if conn is not None else None

@@ -109,13 +109,19 @@ def scan_json(report: ScanReport) -> dict[str, Any]:
 
 
 def scan_summary(report: ScanReport) -> str:
-    verb = "Dry run" if report.dry_run else "Scan"
-    planned = "planned" if report.dry_run else "done"
+    read = f"{report.orders_seen} orders read, {report.exchanges_seen} Loop exchanges"
     waiting = f", {len(report.waiting)} waiting for their Loop return" if report.waiting else ""
+    if report.dry_run:
+        # A plan, not a record: "4 held" would read as if the holds were in place.
+        return (
+            f"Dry run: {read}; would hold {report.count('hold', 'planned')}, "
+            f"tag {report.count('tag', 'planned')}, note {report.count('note', 'planned')} "
+            f"and release {report.count('release', 'planned')}; {len(report.pending)} pending{waiting}."
+        )
     return (
-        f"{verb}: {report.orders_seen} orders read, {report.exchanges_seen} Loop exchanges; "
-        f"{report.count('hold', planned)} held, {report.count('tag', planned)} tagged, "
-        f"{report.count('note', planned)} noted, {report.count('release', planned)} released, "
+        f"Scan: {read}; "
+        f"{report.count('hold')} held, {report.count('tag')} tagged, "
+        f"{report.count('note')} noted, {report.count('release')} released, "
         f"{len(report.pending)} pending{waiting}."
     )
 
@@ -179,6 +185,9 @@ def show_scan(report: ScanReport, *, verbose: bool, interactive: bool) -> None:
         out().print(table)
     if table is not None or verbose or report.pending:
         err().print(scan_summary(report), markup=False)
+    elif interactive:
+        # Someone ran it by hand: silence would look like a hang or a failure.
+        message(f"Nothing to do: {report.orders_seen} orders read.")
     for o in report.pending:
         message(f"pending: {o.order_name}: {o.attention}")
     unheld = left_unheld_line(report)

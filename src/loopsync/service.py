@@ -48,8 +48,8 @@ class ShopifyCredentials:
         return "token" if self.token else "client_credentials"
 
 
-def open_store(db: Path | str) -> Store:
-    return Store.open(Path(db))
+def open_store(db: Path | str, *, read_only: bool = False) -> Store:
+    return Store.open(Path(db), read_only=read_only)
 
 
 def options(store: Store) -> settings.Settings:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import quote
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
@@ -493,27 +494,43 @@ def _sql_errors(method: Callable[P, R]) -> Callable[P, R]:
 class Store:
     """An open state file. Create with :meth:`Store.open`; close with :meth:`close` or ``with``."""
 
-    def __init__(self, db: Database, path: Path, busy_timeout: float, warnings: list[str]) -> None:
+    def __init__(
+        self, db: Database, path: Path, busy_timeout: float, warnings: list[str], *, read_only: bool = False
+    ) -> None:
         self.db = db
         self.path = path
         self.busy_timeout = busy_timeout
         self.warnings = warnings
+        self.read_only = read_only
 
     # -- opening ---------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Store:
-        """Open (creating if needed, mode 0600) and migrate the state file at ``path``."""
+    def open(
+        cls, path: str | os.PathLike[str], *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, read_only: bool = False
+    ) -> Store:
+        """Open (creating if needed, mode 0600) and migrate the state file at ``path``.
+
+        ``read_only``: for commands that only look (status, the lists). The file must
+        exist; the store reads an in-memory copy of it (see ``_snapshot_connection``),
+        so nothing is created or written, not even a -wal or -shm file, and a 0400 file
+        or a read-only directory works. An older schema is migrated in that copy only.
+        """
         path = Path(path).expanduser()
         warnings: list[str] = []
-        _prepare_file(path, warnings)
         try:
-            conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None)
+            if read_only:
+                conn = _snapshot_connection(path, _check_existing(path, warnings), busy_timeout)
+            else:
+                _prepare_file(path, warnings)
+                conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None)
         except sqlite3.Error as exc:
             raise _translate(path, exc, busy_timeout) from None
+        except OSError as exc:  # the read-only copy: the file went away or became unreadable meanwhile
+            raise StateFileError(f"The state file {path} cannot be read ({exc.strerror or exc}).") from None
         try:
             db = Database(conn, execute_plugins=False)
-            store = cls(db, path, busy_timeout, warnings)
+            store = cls(db, path, busy_timeout, warnings, read_only=read_only)
             store._initialise()
         except sqlite3.Error as exc:
             conn.close()
@@ -525,8 +542,9 @@ class Store:
 
     def _initialise(self) -> None:
         db = self.db
-        self._check_writable()
-        db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        if not self.read_only:
+            self._check_writable()
+            db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         # Reading the schema is the first real read: a corrupt file fails here.
         tables = set(db.table_names())
         ours = tables - {Migrations.migrations_table, "sqlite_sequence"}
@@ -539,20 +557,45 @@ class Store:
                 f"The state file {self.path} was written by a newer loopsync (schema version {len(applied)}, "
                 f"this loopsync knows up to {SCHEMA_VERSION}); upgrade loopsync to use it."
             )
-        # WAL lets `status` read while a scan writes; readers never block the writer.
-        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            # GUESS: only happens on filesystems without shared memory; rollback journal still works.
-            self.warnings.append(f"The state file {self.path} cannot use WAL mode (journal mode {mode}).")
-        # FULL: an intent must reach the disk before the side effect it announces,
-        # even across a power cut; loopsync writes a few rows per order, so the fsyncs are cheap.
-        db.execute("PRAGMA synchronous = FULL")
-        db.execute("PRAGMA foreign_keys = ON")
+        if not self.read_only:
+            # WAL lets `status` read while a scan writes; readers never block the writer.
+            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                # GUESS: only happens on filesystems without shared memory; rollback journal still works.
+                self.warnings.append(f"The state file {self.path} cannot use WAL mode (journal mode {mode}).")
+            # FULL: an intent must reach the disk before the side effect it announces,
+            # even across a power cut; loopsync writes a few rows per order, so the fsyncs are cheap.
+            db.execute("PRAGMA synchronous = FULL")
+            db.execute("PRAGMA foreign_keys = ON")
         if migrations.pending(db):
             # BEGIN IMMEDIATE serialises concurrent first opens: one process
-            # migrates, the others wait, then find nothing pending.
+            # migrates, the others wait, then find nothing pending. (Read-only:
+            # the in-memory copy is migrated, so an older file reads as a current one.)
             with self.transaction():
                 migrations.apply(db)
+        self._check_columns()
+        if self.read_only:
+            # A write here would only change the copy and be lost: make it fail loudly instead.
+            db.execute("PRAGMA query_only = ON")
+
+    def _check_columns(self) -> None:
+        """Refuse a file whose tables differ from what the migrations made (edited by hand or by
+        another program): rows are read into fixed records, and an unknown column cannot be."""
+        for table, expected in _managed_columns().items():
+            found = [row[1] for row in self.db.execute(f"PRAGMA table_info([{table}])").fetchall()]
+            if not found:
+                raise StateFileError(f"{self.path} is not a loopsync state file (its {table} table is missing).")
+            extra = [c for c in found if c not in expected]
+            if extra:
+                raise StateFileError(
+                    f"The state file {self.path} looks damaged: {table}.{extra[0]} is not a column loopsync "
+                    "manages (was the file changed by hand or by another program?)."
+                )
+            missing = [c for c in expected if c not in found]
+            if missing:
+                raise StateFileError(
+                    f"The state file {self.path} looks damaged: its {table} table has no {missing[0]} column."
+                )
 
     def _check_writable(self) -> None:
         if not os.access(self.path, os.W_OK) or not os.access(self.path.parent, os.W_OK):
@@ -1447,12 +1490,81 @@ def _order(row: dict[str, Any]) -> OrderRow:
 _HEADER_FDS: dict[tuple[int, int], int] = {}
 
 
-def _read_header(path: Path, st: os.stat_result) -> bytes:
+def _file_fd(path: Path, st: os.stat_result) -> int:
     key = (st.st_dev, st.st_ino)
     fd = _HEADER_FDS.get(key)
     if fd is None:
         fd = _HEADER_FDS[key] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    return os.pread(fd, len(_SQLITE_HEADER), 0)
+    return fd
+
+
+def _read_header(path: Path, st: os.stat_result) -> bytes:
+    return os.pread(_file_fd(path, st), len(_SQLITE_HEADER), 0)
+
+
+@functools.cache
+def _managed_columns() -> dict[str, tuple[str, ...]]:
+    """Every table the migrations create, with its columns: read from a scratch database they built,
+    so a new migration needs no second list kept in step with it."""
+    scratch = Database(memory=True, execute_plugins=False)
+    try:
+        migrations.apply(scratch)
+        skip = {Migrations.migrations_table, "sqlite_sequence"}
+        return {t: tuple(c.name for c in scratch[t].columns) for t in scratch.table_names() if t not in skip}
+    finally:
+        scratch.close()
+
+
+def _snapshot_connection(path: Path, st: os.stat_result, busy_timeout: float) -> sqlite3.Connection:
+    """An in-memory copy of the state file as it is now, for a store that only reads.
+
+    SQLite's own read-only open (``mode=ro``) of a WAL file creates the -wal and -shm
+    files when they are missing, leaving them behind (with a 0400 file's mode, which
+    later breaks the writer), and fails in a read-only directory; ``immutable=1``
+    avoids that but reads with no locks. So: with no -wal file, every committed change
+    is in the file itself and its bytes are the state, taken only if the file and the
+    -wal's absence did not change while they were read (a checkpoint would have to
+    change both). With a -wal (a scan is running, or one was killed), SQLite must read
+    it: through ``mode=ro``, which then creates nothing, copied out with the backup API.
+    """
+    wal = Path(f"{path}-wal")
+    memory = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        if not wal.exists():
+            data = _stable_bytes(path, st)
+            if data is not None and not wal.exists():
+                if data:
+                    image = bytearray(data)
+                    if image[18:20] == b"\x02\x02":
+                        image[18:20] = b"\x01\x01"  # WAL flag off: an in-memory database has no WAL
+                    memory.deserialize(bytes(image))
+                return memory
+        source = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=busy_timeout)
+        try:
+            source.backup(memory)
+        finally:
+            source.close()
+        return memory
+    except BaseException:
+        memory.close()
+        raise
+
+
+def _stable_bytes(path: Path, st: os.stat_result) -> bytes | None:
+    """The file's bytes, or None if it changed while they were read."""
+    fd = _file_fd(path, st)
+    before = os.fstat(fd)
+    chunks, offset = [], 0
+    while offset < before.st_size:
+        chunk = os.pread(fd, min(1 << 20, before.st_size - offset), offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    after = os.fstat(fd)
+    same = (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns) and offset == after.st_size
+    replaced = path.stat().st_ino != after.st_ino  # renamed over, e.g. a backup restored meanwhile
+    return b"".join(chunks) if same and not replaced else None
 
 
 def _prepare_file(path: Path, warnings: list[str]) -> None:
@@ -1481,8 +1593,15 @@ def _prepare_file(path: Path, warnings: list[str]) -> None:
     else:
         os.close(fd)
         return
+    _check_existing(path, warnings)
+
+
+def _check_existing(path: Path, warnings: list[str]) -> os.stat_result:
+    """What can be told about an existing state file before SQLite opens it; warns if others can read it."""
     try:
         st = path.stat()
+    except FileNotFoundError:
+        raise StateFileError(f"There is no state file at {path}.") from None
     except OSError as exc:
         raise StateFileError(f"The state file {path} cannot be read ({exc.strerror}).") from None
     if not stat.S_ISREG(st.st_mode):
@@ -1502,6 +1621,7 @@ def _prepare_file(path: Path, warnings: list[str]) -> None:
             f"The state file {path} is readable by other users (mode {mode:04o}) and holds API keys; "
             f"run: chmod 600 {path}"
         )
+    return st
 
 
 @contextlib.contextmanager

@@ -322,7 +322,8 @@ def test_locked_state_file(sb, linked, monkeypatch):
     assert rows(linked, "SELECT * FROM overrides") == []
 
 
-@pytest.mark.parametrize("damage", ["garbage", "zeroed pages", "truncated", "other sqlite db", "directory"])
+@pytest.mark.parametrize("damage", ["garbage", "zeroed pages", "truncated", "other sqlite db", "directory",
+                                    "unmanaged column", "missing column"])
 def test_corrupt_state_file(damage, sb, linked, tmp_path):
     # The in-process CLI leaves its connections to the garbage collector; the last one to close
     # checkpoints the WAL into the file, which would repair the damage done below mid-test.
@@ -338,6 +339,17 @@ def test_corrupt_state_file(damage, sb, linked, tmp_path):
             Path(str(target) + suffix).unlink(missing_ok=True)
     elif damage == "truncated":
         target.write_bytes(target.read_bytes()[:50])
+    elif damage in ("unmanaged column", "missing column"):
+        # Someone (or another tool) changed the schema by hand, after a scan left rows to read.
+        assert run_cli(["scan", "--db", str(target)]).code == 0
+        gc.collect()
+        con = sqlite3.connect(target)
+        if damage == "unmanaged column":
+            con.execute("ALTER TABLE holds ADD COLUMN warehouse_note TEXT")
+        else:
+            con.execute("ALTER TABLE scans DROP COLUMN error")
+        con.commit()
+        con.close()
     elif damage == "other sqlite db":
         target = tmp_path / "other.db"
         con = sqlite3.connect(target)
@@ -378,12 +390,17 @@ def test_older_schema_is_migrated_and_keeps_its_data(tmp_path):
     old.conn.commit()
     old.close()
 
+    # Commands that only look read it as it is, migrated in memory, and leave the file alone.
+    before = db.read_bytes()
     status = run_cli(["status", "--json", "--db", str(db)])
     assert status.code == 0, status.output
     doc = json.loads(status.out)
     assert "old-shop.myshopify.com" in status.out and "EXC-1-1" in status.out, doc
     listed = run_cli(["preorders", "list", "--json", "--db", str(db)])
     assert json.loads(listed.out) == [{"variant_id": "gid://shopify/ProductVariant/7", "window": "Spring 2027"}]
+    assert db.read_bytes() == before
+    # The first command that writes migrates the file itself.
+    assert run_cli(["config", "set", "note_label", "loopsync", "--db", str(db)]).code == 0
     con = sqlite3.connect(db)
     try:
         columns = {r[1] for r in con.execute("PRAGMA table_info(connection)")}

@@ -10,6 +10,7 @@ CLI: ``serve(...)`` backs ``loopsync sandbox serve``.
 
 from __future__ import annotations
 
+import errno
 import signal
 import socket
 import sys
@@ -17,7 +18,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 
-from loopsync.sandbox.faults import FaultPlan
+from loopsync.errors import ConfigError
+from loopsync.sandbox.faults import FaultPlan, FaultSpecError
 from loopsync.sandbox.routes import DROP, LATEST_VERSION, Reply, SandboxApp
 from loopsync.sandbox.world import World
 
@@ -246,6 +248,41 @@ def credentials(world: World) -> dict[str, str | None]:
         }
 
 
+class ServeError(ConfigError):
+    """A ``sandbox serve`` argument that cannot be used: the person typed it, so it is theirs to fix (exit 2)."""
+
+
+def _sandbox_for_serve(
+    *, host: str, port: int, scenario: str | None, faults: str | FaultPlan | None, seed: int
+) -> Sandbox:
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ServeError(f"--port must be a number from 0 to 65535 (0 picks a free port), not {port}.")
+    try:
+        plan = FaultPlan.coerce(faults, default_seed=seed)
+    except FaultSpecError as exc:
+        raise ServeError(f"--faults {faults}: {str(exc).rstrip('.')}.") from None
+    from loopsync.sandbox.scenarios import ScenarioError
+
+    try:
+        return Sandbox(scenario=scenario, host=host, port=port, faults=plan, seed=seed)
+    except ScenarioError as exc:
+        # Its text names the file, the section and what is wrong there.
+        raise ServeError(f"Cannot load the scenario: {str(exc).rstrip('.')}.") from None
+
+
+def _listen(sandbox: Sandbox, host: str, port: int) -> None:
+    try:
+        sandbox.start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ServeError(
+                f"Port {port} on {host} is already in use: pick another --port, or --port 0 for a free one."
+            ) from None
+        if isinstance(exc, socket.gaierror):
+            raise ServeError(f"--host {host} is not an address this machine can listen on ({exc.strerror}).") from None
+        raise ServeError(f"Cannot listen on {host}:{port} ({exc.strerror or exc}).") from None
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 8787,
@@ -262,13 +299,13 @@ def serve(
     """
     out = out or sys.stdout
     stop = stop_event or threading.Event()
-    sandbox = Sandbox(scenario=scenario, host=host, port=port, faults=faults, seed=seed)
+    sandbox = _sandbox_for_serve(host=host, port=port, scenario=scenario, faults=faults, seed=seed)
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, lambda *_: stop.set())
     try:
-        sandbox.start()
+        _listen(sandbox, host, port)
         creds = sandbox.credentials
         print(f"loopsync sandbox listening on {sandbox.url}", file=out)
         print(f"  Shopify Admin GraphQL: {sandbox.url}/admin/api/{LATEST_VERSION}/graphql.json", file=out)
