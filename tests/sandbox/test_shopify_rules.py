@@ -169,12 +169,12 @@ def test_bad_lines_are_refused_before_anything_changes(world, app, order, fo, li
 # --- releasing holds ------------------------------------------------------------
 
 
-def test_release_without_ids_releases_only_the_requesting_apps_holds(world, app, other_app, fo):
+def test_release_without_ids_releases_every_hold_whoever_placed_it(world, app, other_app, fo):
     theirs = add_hold(world, fo.id, other_app.id, handle="upsell")
-    merchant = add_hold(world, fo.id, None, reason="AWAITING_PAYMENT")
+    merchant = add_hold(world, fo.id, None, reason="AWAITING_RETURN_ITEMS")
     mine = [place(world, fo, app, handle=h).hold for h in ("a", "b")]
-    assert rules.release_holds(world, fo.id, app.id) == mine
-    assert fo.holds == [theirs, merchant] and fo.status == "ON_HOLD"
+    assert rules.release_holds(world, fo.id, other_app.id) == [theirs, merchant, *mine]
+    assert fo.holds == [] and fo.status == "OPEN"
 
 
 def test_release_of_another_apps_or_the_merchants_hold_is_refused(world, app, other_app, fo):

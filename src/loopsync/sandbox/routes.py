@@ -236,6 +236,7 @@ class SandboxApp:
             ("POST", "/_sandbox/preorder/release"): self._release_preorder,
             ("POST", "/_sandbox/clock/advance"): self._advance_clock,
             ("POST", "/_sandbox/orders"): self._add_order,
+            ("POST", "/_sandbox/activity"): self._activity,
         }
         handler = routes.get((method, path))
         if handler is None:
@@ -274,6 +275,16 @@ class SandboxApp:
             return Reply.json(400, {"error": "seconds must be a non-negative number"})
         self.world.advance(timedelta(seconds=seconds))
         return Reply.json(200, {"now": iso(self.world.now())})
+
+    def _activity(self, payload: dict[str, Any]) -> Reply:
+        """What other actors do to the store (Flow, staff, the warehouse): see sandbox/activity.py."""
+        from loopsync.sandbox.activity import ActivityError, apply
+
+        try:
+            apply(self.world, payload)
+        except ActivityError as exc:
+            return Reply.json(422, {"error": str(exc)})
+        return Reply.json(200, {"done": payload["do"], "now": iso(self.world.now())})
 
     def _add_order(self, payload: dict[str, Any]) -> Reply:
         from loopsync.sandbox.scenarios import ScenarioError, add_exchange

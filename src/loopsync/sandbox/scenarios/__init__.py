@@ -151,7 +151,7 @@ def parse_scenario_text(text: str, *, label: str = "scenario", json_only: bool =
 
 
 _TOP_KEYS = {"shop", "now", "apps", "loop", "products", "selling_plan_groups", "orders", "exchanges", "generate",
-             "description"}
+             "activity", "description"}
 
 
 def load_data(world: World, data: Mapping[str, Any], *, seed: int = 0, label: str = "scenario") -> World:
@@ -179,11 +179,23 @@ def load_data(world: World, data: Mapping[str, Any], *, seed: int = 0, label: st
                            exchange_share=float(gen.get("exchange_share", 0.1)),
                            preorder_share=float(gen.get("preorder_share", 0.5)),
                            seed=int(gen.get("seed", seed)))
+        _apply_activity(world, as_list(data.get("activity"), "activity"))
     except ScenarioError as exc:
         raise ScenarioError(f"{label}: {exc}") from None
     except (TypeError, ValueError, KeyError) as exc:
         raise ScenarioError(f"{label}: {type(exc).__name__}: {exc}") from None
     return world
+
+
+def _apply_activity(world: World, actions: list) -> None:
+    """What happened to the store after it was set up (Flow released holds, staff tagged, …), in order."""
+    from loopsync.sandbox.activity import ActivityError, apply
+
+    for i, action in enumerate(actions):
+        try:
+            apply(world, as_mapping(action, f"activity[{i}]"))
+        except ActivityError as exc:
+            raise ScenarioError(f"activity[{i}]: {exc}") from None
 
 
 def load_scenario(world: World, name_or_path: str, *, seed: int = 0) -> World:

@@ -188,7 +188,7 @@ def split_fulfillment_order(world: World, fo: FulfillmentOrder, held: Mapping[st
 
 def release_holds(world: World, fo_id: str, app_id: str,
                   hold_ids: Sequence[str] | None = None) -> list[FulfillmentHold] | Refusal:
-    """Release ``hold_ids`` (None: all of this app's holds) on one fulfillment order; returns what was released.
+    """Release ``hold_ids`` (None: every hold, whoever placed it) on one fulfillment order; returns what was released.
 
     The fulfillment order goes back to the status it had before its first hold once none is left.
     """
@@ -196,9 +196,10 @@ def release_holds(world: World, fo_id: str, app_id: str,
     if fo is None:
         return Refusal(("id",), "The fulfillment order wasn't found.", "FULFILLMENT_ORDER_NOT_FOUND")
     if hold_ids is None:
-        # Shopify: "If not supplied, all holds for the fulfillment order will be released."
-        # GUESS: an app can only ever release its own holds, so "all" means all of this app's.
-        targets = [h for h in fo.holds if h.app_id == app_id]
+        # The 2026-10 schema on holdIds: "If not supplied, all holds for the fulfillment order
+        # will be released ... released prematurely": other apps' and Shopify's holds too.
+        # That is how Shopify Flow's release action wipes a pre-order hold.
+        targets = list(fo.holds)
     else:
         targets = []
         for n, hold_id in enumerate(hold_ids):
