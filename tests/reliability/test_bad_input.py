@@ -12,12 +12,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from harness import demo_world, run_cli, sandbox_env
 
 from loopsync import http, service
 from loopsync.exit_codes import ExitCode
 from loopsync.sandbox.server import Sandbox
 from loopsync.store import Store, migrations
+from support.harness import demo_world, run_cli, sandbox_env
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,8 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from harness import (
+
+from support.harness import (
     FULL,
     TALLY,
     Harness,
