@@ -21,6 +21,9 @@ from support.network import no_network  # noqa: F401 - a fixture, found by name
 from support.sandbox import WorldProbe, sandbox_env
 from support.tally import TALLY
 
+# pytester runs a throwaway pytest session in-process: how tests/test_support.py proves the guard fails.
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory, monkeypatch) -> None:

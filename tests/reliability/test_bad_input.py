@@ -18,6 +18,7 @@ from loopsync.exit_codes import ExitCode
 from loopsync.sandbox.server import Sandbox
 from loopsync.store import Store, migrations
 from support.harness import demo_world, run_cli, sandbox_env
+from support.state import rows
 
 
 @pytest.fixture(autouse=True)
@@ -41,20 +42,9 @@ def failed_cleanly(result, code: int, *phrases: str) -> None:
         assert phrase.lower() in out.lower(), f"{phrase!r} not in {out!r}"
 
 
-def rows(db: Path, sql: str) -> list[tuple]:
-    if not db.exists():
-        return []
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return con.execute(sql).fetchall()
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        con.close()
-
-
 def nothing_stored(db: Path) -> None:
-    assert rows(db, "SELECT * FROM connection") == []
+    """No connection row; a refused connect may also leave no state file at all."""
+    assert not db.exists() or rows(db, "SELECT * FROM connection") == []
 
 
 def connect(sb, db: Path, **env: str):

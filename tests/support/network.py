@@ -1,8 +1,8 @@
 """A guard for tests that must not reach any network, 127.0.0.1 included (kopf-style).
 
-Inside the guard every ``connect`` of an internet socket raises ``NetworkUsed``, and the
-test fails at teardown even if the code under test caught the error and carried on
-(loopsync's clients turn connection errors into clean messages, which would hide it).
+Inside the guard every ``connect`` of an internet socket raises ``NetworkUsed`` (not an
+OSError, so HTTP libraries do not retry or wrap it), and the test also fails at teardown
+in case the code under test caught the error and carried on.
 Use the ``no_network`` fixture, or mark a module ``pytestmark = pytest.mark.no_network``.
 """
 
