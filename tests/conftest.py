@@ -21,8 +21,21 @@ from support.network import no_network  # noqa: F401 - a fixture, found by name
 from support.sandbox import WorldProbe, sandbox_env
 from support.tally import TALLY
 
+# Read once at import: the isolated_env fixture removes every LOOPSYNC_* variable before each test.
+FULL = os.environ.get("LOOPSYNC_FULL", "") not in ("", "0")
+
 # pytester runs a throwaway pytest session in-process: how tests/test_support.py proves the guard fails.
 pytest_plugins = ["pytester"]
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """``@pytest.mark.slow`` tests (long randomized runs) run only under LOOPSYNC_FULL=1 (make test-full)."""
+    if FULL:
+        return
+    skip = pytest.mark.skip(reason="long randomized run: set LOOPSYNC_FULL=1 (make test-full)")
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)
