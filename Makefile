@@ -17,12 +17,15 @@ install: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
 
-test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+# pytest-xdist workers: one per core ("auto"); WORKERS=0 runs in one process, e.g. to debug.
+WORKERS ?= auto
 
-# The long randomized variants (crash matrix, fault convergence) at full size.
-test-full: $(STAMP)
-	LOOPSYNC_FULL=1 $(BIN)/python -m pytest -q
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist worksteal
+
+# Adds the long randomized runs: the crash matrix's random-moment kills, all fault-convergence seeds.
+test-full: $(STAMP) lint
+	LOOPSYNC_FULL=1 $(BIN)/python -m pytest -q -n $(WORKERS) --dist worksteal
 
 demo: $(STAMP)
 	$(BIN)/loopsync demo

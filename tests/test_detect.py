@@ -16,6 +16,9 @@ from loopsync.models import (
     VariantInfo,
 )
 
+# Pure code: the no-network guard proves these tests stay fast and offline.
+pytestmark = pytest.mark.no_network
+
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 V1, V2, V3 = (f"gid://shopify/ProductVariant/{n}" for n in (1, 2, 3))
 PLAN_A = PreorderPlan("gid://shopify/SellingPlan/10", "Ships in spring", "EXACT_TIME", None)

@@ -7,10 +7,10 @@ from email.utils import format_datetime
 
 import pytest
 
-from fakehttp import FakeTime, Recorded, Reply, closed_port_url
 from loopsync.errors import ApiError, CredentialsError, OutcomeUnknownError, TransientApiError
 from loopsync.http import error_message_from_body, parse_retry_after
 from loopsync.loop import KEY_REJECTED, NOTE_MAX_CHARS, LoopClient
+from support.fakehttp import FakeTime, Recorded, Reply, closed_port_url
 
 API_KEY = "loop_key_very_secret_789"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -9,6 +9,9 @@ from loopsync import settings
 from loopsync.errors import ConfigError
 from loopsync.store import Store
 
+# Pure code: the no-network guard proves these tests stay fast and offline.
+pytestmark = pytest.mark.no_network
+
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fakehttp import FakeTime, Recorded, Reply
 from loopsync.errors import ApiError, CredentialsError, GraphQLError, TransientApiError
 from loopsync.schema import API_VERSION
 from loopsync.shopify import ClientCredentials, ShopifyClient, StaticToken
@@ -20,6 +19,7 @@ from loopsync.shopify.cost import (
     variants_batch_size,
 )
 from loopsync.shopify.transport import THROTTLE_FALLBACK_WAIT
+from support.fakehttp import FakeTime, Recorded, Reply
 
 TOKEN = "shpat_secret_token_value_123"
 CLIENT_SECRET = "shpss_client_secret_value_456"

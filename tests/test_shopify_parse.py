@@ -14,6 +14,9 @@ import pytest
 from loopsync.errors import ApiError
 from loopsync.shopify import parse
 
+# Pure code: the no-network guard proves these tests stay fast and offline.
+pytestmark = pytest.mark.no_network
+
 ORDER_ID = "gid://shopify/Order/1"
 
 

@@ -1,3 +1,4 @@
-"""Fixtures and the numbers summary for the reliability tests; the machinery is in harness.py."""
+"""The reliability tests' fixture; the machinery is in support/harness.py, the summary line in
+the top conftest (it must also print under pytest-xdist)."""
 
-from harness import make_harness, pytest_terminal_summary  # noqa: F401 - pytest finds them by name
+from support.harness import make_harness  # noqa: F401 - pytest finds the fixture by name

@@ -9,15 +9,20 @@ import json
 import os
 import sqlite3
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from harness import demo_world, run_cli, sandbox_env
 
 from loopsync import http, service
 from loopsync.exit_codes import ExitCode
 from loopsync.sandbox.server import Sandbox
 from loopsync.store import Store, migrations
+from support.checks import assert_clean_error, assert_no_secrets
+from support.harness import demo_world, run_cli, sandbox_env
+from support.sandbox import WorldProbe
+from support.state import rows
 
 
 @pytest.fixture(autouse=True)
@@ -41,20 +46,9 @@ def failed_cleanly(result, code: int, *phrases: str) -> None:
         assert phrase.lower() in out.lower(), f"{phrase!r} not in {out!r}"
 
 
-def rows(db: Path, sql: str) -> list[tuple]:
-    if not db.exists():
-        return []
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return con.execute(sql).fetchall()
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        con.close()
-
-
 def nothing_stored(db: Path) -> None:
-    assert rows(db, "SELECT * FROM connection") == []
+    """No connection row; a refused connect may also leave no state file at all."""
+    assert not db.exists() or rows(db, "SELECT * FROM connection") == []
 
 
 def connect(sb, db: Path, **env: str):
@@ -74,16 +68,6 @@ def nothing_acted(sb, db: Path) -> None:
 
 
 # -- connect: shop domains, credentials, scopes ---------------------------------------------
-
-
-@pytest.mark.parametrize("shop", [
-    "not a shop", "https://evil.example.com/admin", "shop.example.com", "-bad-.myshopify.com",
-    "http://user:pw@shop.myshopify.com", "shop.myshopify.com/../x", "shop.myshopify.com:8443", "ünï.myshopify.com",
-])
-def test_malformed_shop_domain(shop, sb, db):
-    result = connect(sb, db, LOOPSYNC_SHOP=shop)
-    failed_cleanly(result, ExitCode.USAGE, "shop")
-    nothing_stored(db)
 
 
 def test_missing_scopes(sb, db):
@@ -143,27 +127,6 @@ def test_loop_bad_answers_at_connect(case, sb, db):
 def linked(sb, db):
     assert connect(sb, db).code == 0
     return db
-
-
-def test_revoked_token(sb, linked):
-    with sb.world.lock:
-        for token in [t for t, issued in sb.world.tokens.items() if issued.expires_at is None]:
-            del sb.world.tokens[token]
-    result = run_cli(["scan", "--db", str(linked)])
-    failed_cleanly(result, ExitCode.CREDENTIALS, "Shopify rejected the access token")
-    nothing_acted(sb, linked)
-    assert rows(linked, "SELECT outcome FROM scans") == [("failed",)]
-
-
-@pytest.mark.parametrize("case", ["401", "403"])
-def test_loop_key_revoked_before_a_scan(case, sb, linked):
-    status, payload, headers, code, phrase = LOOP_CONNECT_CASES[case]
-    loop_answers(sb, status, payload, headers)
-    result = run_cli(["scan", "--db", str(linked)])
-    failed_cleanly(result, code, phrase)
-    # Holds and tags placed before Loop refused are real, and recorded as such; no note is claimed.
-    assert rows(linked, "SELECT * FROM notes") == []
-    check_holds_match(sb, linked)
 
 
 @pytest.mark.parametrize("case", ["422", "200 with error", "429 forever", "200 unreadable"])
@@ -268,16 +231,6 @@ def test_a_very_long_override_window_is_refused_and_one_stored_before_is_shorten
     assert len(ret.notes) == 1 and len(ret.notes[0].content) <= 255 and ret.notes[0].content.endswith("….")
 
 
-# -- release of an order that does not exist -------------------------------------------------
-
-
-def test_release_of_an_unknown_order(sb, linked):
-    result = run_cli(["release", "EXC-9999-1", "--yes", "--db", str(linked)])
-    failed_cleanly(result, ExitCode.USAGE, "EXC-9999-1")
-    assert rows(linked, "SELECT * FROM orders") == []
-    assert rows(linked, "SELECT * FROM actions") == []
-
-
 # -- the state file --------------------------------------------------------------------------
 
 
@@ -322,16 +275,15 @@ def test_locked_state_file(sb, linked, monkeypatch):
     assert rows(linked, "SELECT * FROM overrides") == []
 
 
-@pytest.mark.parametrize("damage", ["garbage", "zeroed pages", "truncated", "other sqlite db", "directory",
-                                    "unmanaged column", "missing column"])
+# Text that is not SQLite and a directory are in the MISTAKES table below.
+@pytest.mark.parametrize("damage", ["zeroed pages", "truncated", "other sqlite db", "unmanaged column",
+                                    "missing column"])
 def test_corrupt_state_file(damage, sb, linked, tmp_path):
     # The in-process CLI leaves its connections to the garbage collector; the last one to close
     # checkpoints the WAL into the file, which would repair the damage done below mid-test.
     gc.collect()
     target = linked
-    if damage == "garbage":
-        target.write_bytes(os.urandom(8192))
-    elif damage == "zeroed pages":
+    if damage == "zeroed pages":
         data = bytearray(target.read_bytes())
         data[100:4096 * 2] = b"\x00" * (4096 * 2 - 100)
         target.write_bytes(bytes(data))
@@ -350,23 +302,19 @@ def test_corrupt_state_file(damage, sb, linked, tmp_path):
             con.execute("ALTER TABLE scans DROP COLUMN error")
         con.commit()
         con.close()
-    elif damage == "other sqlite db":
+    else:
         target = tmp_path / "other.db"
         con = sqlite3.connect(target)
         con.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY)")
         con.commit()
         con.close()
-    else:
-        target = tmp_path / "adir"
-        target.mkdir()
-    before = target.read_bytes() if target.is_file() else None
+    before = target.read_bytes()
     for args in (["status"], ["scan"], ["preorders", "list"]):
         result = run_cli([*args, "--db", str(target)])
         failed_cleanly(result, ExitCode.USAGE, str(target))
         # Say what is wrong with the file, not "check its permissions".
         assert "not a loopsync state file" in result.err or "damaged" in result.err, result.err
-    if before is not None:
-        assert target.read_bytes() == before
+    assert target.read_bytes() == before
 
 
 def test_older_schema_is_migrated_and_keeps_its_data(tmp_path):
@@ -409,3 +357,177 @@ def test_older_schema_is_migrated_and_keeps_its_data(tmp_path):
             ("old-shop.myshopify.com", "shpat_old", "token")]
     finally:
         con.close()
+
+
+# -- the mistakes that were tested twice, once each, in one table ---------------------------
+# Each case: how the world and the state file are set up, the command ({db} is the state file),
+# the exit code and the phrases of its one error sentence, and what must not have changed.
+
+
+@dataclass
+class Ctx:
+    sb: Sandbox
+    db: Path
+    tmp: Path
+    probe: WorldProbe
+    mark: int = 0
+    before: dict = field(default_factory=dict)
+
+
+@dataclass
+class Mistake:
+    args: list[str]
+    code: ExitCode
+    phrases: tuple[str, ...]
+    given: tuple[Callable[[Ctx], None], ...] = ()
+    then: tuple[Callable[[Ctx], None], ...] = ()
+    env: dict[str, str] | None = None  # sandbox_env(sb, **env) when set
+
+
+def _connect(ctx: Ctx) -> None:
+    assert connect(ctx.sb, ctx.db).code == 0
+
+
+def _scan_first(ctx: Ctx) -> None:
+    assert run_cli(["scan", "--db", str(ctx.db)]).code == 0
+    ctx.before["holds"] = sorted(h.id for h in ctx.sb.world.holds())
+    ctx.before["rows"] = (rows(ctx.db, "SELECT * FROM orders"), rows(ctx.db, "SELECT * FROM actions"))
+
+
+def _revoke_shopify_token(ctx: Ctx) -> None:
+    with ctx.sb.world.lock:
+        for token in [t for t, issued in ctx.sb.world.tokens.items() if issued.expires_at is None]:
+            del ctx.sb.world.tokens[token]
+
+
+def _revoke_loop_key(ctx: Ctx) -> None:
+    with ctx.sb.world.lock:
+        del ctx.sb.world.loop_api_keys["loop_sandbox_demo_key"]
+    ctx.before["undo"] = lambda: ctx.sb.world.loop_api_keys.__setitem__("loop_sandbox_demo_key", {"returns"})
+
+
+def _loop_forbids(ctx: Ctx) -> None:
+    status, payload, headers, _code, _phrase = LOOP_CONNECT_CASES["403"]
+    loop_answers(ctx.sb, status, payload, headers)
+    ctx.before["undo"] = lambda: delattr(ctx.sb.app.loop, "handle")
+
+
+NOT_SQLITE = b"this is not an SQLite database, just some text somebody saved here\n" * 20
+
+
+def _not_sqlite(ctx: Ctx) -> None:
+    ctx.db.write_bytes(NOT_SQLITE)
+
+
+def _a_directory(ctx: Ctx) -> None:
+    ctx.db = ctx.tmp / "adir"
+    ctx.db.mkdir()
+
+
+def _no_request(ctx: Ctx) -> None:
+    assert ctx.probe.entries(ctx.mark) == []
+
+
+def _no_state_file(ctx: Ctx) -> None:
+    assert not ctx.db.exists()
+
+
+def _no_mutation(ctx: Ctx) -> None:
+    assert ctx.probe.mutations(ctx.mark) == []
+
+
+def _holds_and_rows_unchanged(ctx: Ctx) -> None:
+    assert sorted(h.id for h in ctx.sb.world.holds()) == ctx.before["holds"]
+    assert (rows(ctx.db, "SELECT * FROM orders"), rows(ctx.db, "SELECT * FROM actions")) == ctx.before["rows"]
+
+
+def _nothing_acted_scan_failed(ctx: Ctx) -> None:
+    nothing_acted(ctx.sb, ctx.db)
+    assert rows(ctx.db, "SELECT outcome FROM scans") == [("failed",)]
+
+
+def _loop_refused_then_recovers(ctx: Ctx) -> None:
+    # Holds and tags placed before Loop refused are real, and recorded as such; no note is claimed.
+    assert rows(ctx.db, "SELECT * FROM notes") == []
+    check_holds_match(ctx.sb, ctx.db)
+    status = json.loads(run_cli(["status", "--db", str(ctx.db), "--json"]).out)
+    assert status["last_scan"]["outcome"] == "failed" and status["cursor"] is None
+    # Once Loop accepts the key again, the next scan finishes the job without doubling anything.
+    with ctx.sb.world.lock:
+        ctx.before["undo"]()
+    assert run_cli(["scan", "--db", str(ctx.db)]).code == 0
+    probe = ctx.probe
+    assert sorted(len(probe.our_holds(n)) for n in ("EXC-1086-1", "EXC-1091-1", "EXC-1092-1", "#1095")) == [1] * 4
+    for original in ("#1086", "#1091", "#1092", "#1095"):
+        assert len(probe.notes(original)) == 1
+
+
+def _file_untouched(ctx: Ctx) -> None:
+    assert ctx.db.read_bytes() == NOT_SQLITE
+    assert sorted(p.name for p in ctx.tmp.iterdir()) == ["state.db"]
+
+
+SHOP = "is not a Shopify shop domain"
+NOT_STATE = "not a loopsync state file"
+MISTAKES: dict[str, Mistake] = {
+    **{f"shop domain {shop!r} in --shop": Mistake(
+        ["connect", "--db", "{db}", "--shop", shop], ExitCode.USAGE, (SHOP,), env={},
+        then=(_no_request, _no_state_file),
+    ) for shop in ("not a shop", "https://example.com/store", "exa_mple.myshopify.com")},
+    **{f"shop domain {shop!r} in LOOPSYNC_SHOP": Mistake(
+        ["connect", "--db", "{db}"], ExitCode.USAGE, (SHOP,), env={"LOOPSYNC_SHOP": shop},
+        then=(_no_request, _no_state_file),
+    ) for shop in ("shop name with spaces", "https://evil.example.com/admin", "shop.example.com",
+                   "-bad-.myshopify.com", "http://user:pw@shop.myshopify.com", "shop.myshopify.com/../x",
+                   "shop.myshopify.com:8443", "ünï.myshopify.com")},
+    "release of an unknown order": Mistake(
+        ["release", "EXC-9999-1", "--yes", "--db", "{db}"], ExitCode.USAGE, ("EXC-9999-1",),
+        given=(_connect, _scan_first), then=(_no_mutation, _holds_and_rows_unchanged),
+    ),
+    "shopify token revoked, then scan": Mistake(
+        ["scan", "--db", "{db}"], ExitCode.CREDENTIALS, ("Shopify rejected the access token",),
+        given=(_connect, _revoke_shopify_token), then=(_nothing_acted_scan_failed,),
+    ),
+    "shopify token revoked, then release": Mistake(
+        ["release", "EXC-1086-1", "--yes", "--db", "{db}"], ExitCode.CREDENTIALS,
+        ("Shopify rejected the access token",), given=(_connect, _revoke_shopify_token), then=(_no_mutation,),
+    ),
+    "loop key revoked (401), then scan": Mistake(
+        ["scan", "--db", "{db}"], ExitCode.CREDENTIALS, ("Loop rejected this API key",),
+        given=(_connect, _revoke_loop_key), then=(_loop_refused_then_recovers,),
+    ),
+    "loop answers 403, then scan": Mistake(
+        ["scan", "--db", "{db}"], ExitCode.CREDENTIALS, ("Loop rejected this API key",),
+        given=(_connect, _loop_forbids), then=(_loop_refused_then_recovers,),
+    ),
+    **{f"state file not SQLite, {' '.join(args)}": Mistake(
+        [*args, "--db", "{db}"], ExitCode.USAGE, (NOT_STATE, "{db}"), given=(_not_sqlite,), then=(_file_untouched,),
+    ) for args in (["scan"], ["status"], ["status", "--json"], ["release", "EXC-1086-1", "--yes"],
+                   ["disconnect", "--yes"], ["preorders", "list"], ["preorders", "add", "1", "--window", "Spring"])},
+    "state file not SQLite, connect": Mistake(
+        ["connect", "--db", "{db}"], ExitCode.USAGE, (NOT_STATE, "{db}"), env={}, given=(_not_sqlite,),
+        then=(_file_untouched, _no_request),
+    ),
+    **{f"state file is a directory, {' '.join(args)}": Mistake(
+        [*args, "--db", "{db}"], ExitCode.USAGE, (NOT_STATE, "{db}"), given=(_a_directory,),
+    ) for args in (["status"], ["scan"], ["preorders", "list"])},
+}
+
+
+@pytest.mark.parametrize("name", MISTAKES)
+def test_a_mistake(name, sb, tmp_path):
+    mistake = MISTAKES[name]
+    ctx = Ctx(sb=sb, db=tmp_path / "state.db", tmp=tmp_path, probe=WorldProbe(sb))
+    for step in mistake.given:
+        step(ctx)
+    ctx.mark = ctx.probe.mark()
+    env = None if mistake.env is None else sandbox_env(sb, **mistake.env)
+
+    result = run_cli([a.format(db=ctx.db) for a in mistake.args], env=env)
+
+    phrases = [p.format(db=ctx.db) for p in mistake.phrases]
+    assert_clean_error(result, mistake.code, *phrases)
+    failed_cleanly(result, mistake.code, *phrases)
+    assert_no_secrets(result)
+    for check in mistake.then:
+        check(ctx)

@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from harness import demo_world, loopsync_app_id, run_cli, sandbox_env
 
 from loopsync.sandbox.scenarios import add_exchange
 from loopsync.sandbox.server import Sandbox
 from loopsync.shopify import ShopifyClient
+from support.harness import demo_world, loopsync_app_id, run_cli, sandbox_env
 
 PAGE = 3
 ORIGINALS = ["#1001", "#1002", "#1003", "#1005", "#1006", "#1008", "#1009", "#1010"]

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from harness import big_world, run_cli, wait_for
-
 from loopsync.sandbox.faults import FaultPlan
+from support.harness import big_world, run_cli, wait_for
 
 SIDE_EFFECTS = {"fulfillmentOrderHold", "tagsAdd"}
 

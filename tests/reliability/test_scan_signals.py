@@ -15,7 +15,7 @@ import sqlite3
 import time
 from functools import cache
 
-from harness import check_end_state, demo_world, reference_signature, run_cli
+from support.harness import check_end_state, demo_world, reference_signature, run_cli
 
 
 @cache

@@ -12,11 +12,11 @@ import traceback
 from pathlib import Path
 
 import pytest
-from harness import demo_world, run_cli
 
 from loopsync.sandbox.scenarios import add_exchange
 from loopsync.sandbox.server import Sandbox
 from loopsync.sandbox.world import IssuedToken
+from support.harness import demo_world, run_cli
 
 TOKEN = "shpat_S3CRETtoken_7f3a9c11d2"
 CLIENT_ID = "cid_S3CRETclient_5e1b77"

@@ -6,10 +6,9 @@ from __future__ import annotations
 import time
 from functools import cache
 
-from harness import check_end_state, demo_world, reference_signature, wait_for
-
 from loopsync.exit_codes import ExitCode
 from loopsync.sandbox.faults import FaultPlan
+from support.harness import check_end_state, demo_world, reference_signature, wait_for
 
 
 @cache

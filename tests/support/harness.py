@@ -1,4 +1,4 @@
-"""The reliability tests' harness (conftest.py wires its fixture and summary into pytest): a sandbox per case, scans in a subprocess or in-process,
+"""The reliability tests' harness (tests/reliability/conftest.py wires its fixture into pytest): a sandbox per case, scans in a subprocess or in-process,
 and one function that checks the whole end state (world and state file) after convergence.
 
 ``LOOPSYNC_FULL=1`` selects the long randomized variants. It is read at import time
@@ -8,15 +8,12 @@ each test runs.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -26,61 +23,18 @@ from loopsync.sandbox.generator import generate_store
 from loopsync.sandbox.scenarios import load_scenario
 from loopsync.sandbox.server import Sandbox
 from loopsync.sandbox.world import World
+from support.cli import run_cli
+from support.sandbox import sandbox_env
+from support.state import rows
+from support.tally import TALLY
 
 FULL = os.environ.get("LOOPSYNC_FULL", "") not in ("", "0")
-TESTS_DIR = Path(__file__).resolve().parent.parent
-
-
-def _shared_conftest():
-    """tests/conftest.py (run_cli, sandbox_env): two files are named conftest, so find it by path."""
-    for module in list(sys.modules.values()):
-        if getattr(module, "__file__", None) and Path(module.__file__).resolve() == TESTS_DIR / "conftest.py":
-            return module
-    spec = importlib.util.spec_from_file_location("loopsync_tests_conftest", TESTS_DIR / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-run_cli = _shared_conftest().run_cli
-sandbox_env = _shared_conftest().sandbox_env
 
 NOTE_RE = re.compile(
     r"^\[loopsync\] (This exchange item is on pre-order, estimated shipping: .+|"
     r"The pre-order item is ready: the hold was released)\.$"
 )
 SUBPROCESS_TIMEOUT = 120
-
-
-# -- numbers for the issue note ----------------------------------------------------------
-
-
-@dataclass
-class Tally:
-    runs: int = 0  # scan processes/invocations
-    kills: int = 0  # scans that died by SIGKILL
-    kill_points: set[str] = field(default_factory=set)  # failpoint:occurrence reached
-    random_kills: int = 0
-    faults: Counter = field(default_factory=Counter)
-    duplicates: int = 0
-    missed_holds: int = 0
-    converged_cases: int = 0
-
-
-TALLY = Tally()
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    if not TALLY.runs:
-        return
-    t = TALLY
-    faults = ", ".join(f"{k}={v}" for k, v in sorted(t.faults.items()) if k != "requests") or "none"
-    terminalreporter.write_line(
-        f"reliability: {t.runs} scan runs, {t.kills} SIGKILLs ({len(t.kill_points)} distinct kill points, "
-        f"{t.random_kills} at random moments), {t.converged_cases} end states checked, faults injected: {faults}; "
-        f"duplicates: {t.duplicates}, missed holds: {t.missed_holds}"
-    )
 
 
 # -- worlds ---------------------------------------------------------------------------------
@@ -300,14 +254,11 @@ def db_vs_world(harness: Harness) -> list[str]:
     """No row in the state file claims something Shopify or Loop does not show, and vice versa."""
     world, app_id = harness.world, harness.app_id
     problems = []
-    con = sqlite3.connect(f"file:{harness.db}?mode=ro", uri=True)
-    try:
-        active = {r[0]: r[1] for r in con.execute("SELECT fulfillment_order_id, hold_id FROM holds WHERE status = 'active'")}
-        note_rows = Counter((str(r[0]), r[1]) for r in con.execute("SELECT return_id, content FROM notes"))
-        open_intents = con.execute("SELECT kind, target FROM actions WHERE status = 'intent'").fetchall()
-        running = con.execute("SELECT id FROM scans WHERE outcome = 'running'").fetchall()
-    finally:
-        con.close()
+    db = harness.db
+    active = dict(rows(db, "SELECT fulfillment_order_id, hold_id FROM holds WHERE status = 'active'"))
+    note_rows = Counter((str(r[0]), r[1]) for r in rows(db, "SELECT return_id, content FROM notes"))
+    open_intents = rows(db, "SELECT kind, target FROM actions WHERE status = 'intent'")
+    running = rows(db, "SELECT id FROM scans WHERE outcome = 'running'")
     with world.lock:
         at_shopify = {fo.id: h.id for fo in world.fulfillment_orders.values() for h in fo.holds if h.app_id == app_id}
         loop_notes = Counter((str(r.id), n.content) for r in world.loop_returns.values() for n in r.notes
