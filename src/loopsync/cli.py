@@ -28,9 +28,20 @@ app = typer.Typer(
     # and cut a long help text short with "…".
     rich_markup_mode=None,
 )
-preorders_app = typer.Typer(help="Local pre-order overrides, for stores whose pre-order data lives outside Shopify.")
-sandbox_app = typer.Typer(help="The local Shopify + Loop sandbox used by the demo and the tests.")
-config_app = typer.Typer(help="Store-wide settings: exchange prefix and tags, note label, metafield, lookback.")
+# Each short_help fits its line of `--help` at 80 columns: Click cuts a longer one with "...",
+# and stops at the first full stop ("e.g."). The full text stays in the command's own --help.
+preorders_app = typer.Typer(
+    help="Local pre-order overrides, for stores whose pre-order data lives outside Shopify.",
+    short_help="Local overrides: variants to treat as on pre-order.",
+)
+sandbox_app = typer.Typer(
+    help="The local Shopify + Loop sandbox used by the demo and the tests.",
+    short_help="The local Shopify + Loop sandbox for the demo and the tests.",
+)
+config_app = typer.Typer(
+    help="Store-wide settings: exchange prefix and tags, note label, metafield, lookback.",
+    short_help="Store-wide settings: prefix, tags, note label, lookback.",
+)
 app.add_typer(preorders_app, name="preorders")
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
@@ -111,7 +122,7 @@ def _ask_secret(what: str) -> str:
     return typer.prompt(what, hide_input=True)
 
 
-@app.command()
+@app.command(short_help="Validate and store the Loop key and the Shopify credentials.")
 def connect(
     ctx: typer.Context,
     shop: Annotated[str | None, typer.Option("--shop", help="example.myshopify.com (env LOOPSYNC_SHOP).")] = None,
@@ -155,7 +166,7 @@ def connect(
         render.show_status(doc)
 
 
-@app.command()
+@app.command(short_help="Forget the Loop key; existing holds are released as they ship.")
 def disconnect(
     ctx: typer.Context,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
@@ -182,7 +193,7 @@ def disconnect(
 # -- scan / release / status --------------------------------------------------
 
 
-@app.command()
+@app.command(short_help="Hold, tag and note pre-order exchanges; release shipped ones.")
 def scan(
     ctx: typer.Context,
     since: Annotated[
@@ -222,7 +233,7 @@ def scan(
         raise typer.Exit(ExitCode.PENDING)
 
 
-@app.command()
+@app.command(short_help="Lift loopsync's holds on one order by hand.")
 def release(
     ctx: typer.Context,
     order: Annotated[str, typer.Argument(help="Order name (EXC-1086-1), numeric id or gid.")],
@@ -297,7 +308,7 @@ def preorders_add(
     render.message(f"{variant_id} is now treated as pre-order ({window}).")
 
 
-@preorders_app.command("remove")
+@preorders_app.command("remove", short_help="Stop treating a variant as pre-order; the next scan releases it.")
 def preorders_remove(
     ctx: typer.Context, variant: Annotated[str, typer.Argument(help="Variant gid or numeric id.")], db: DbOption = None
 ) -> None:
@@ -321,7 +332,7 @@ def config_list(ctx: typer.Context, db: DbOption = None, as_json: JsonOption = F
         render.out().print(f"{key}\t{'' if value is None else value}", markup=False)
 
 
-@config_app.command("set")
+@config_app.command("set", short_help="Change a setting ('' turns an optional one off).")
 def config_set(
     ctx: typer.Context,
     key: Annotated[str, typer.Argument(help="A setting name from `loopsync config list`.")],
@@ -345,7 +356,7 @@ def config_unset(
 # -- demo and sandbox ---------------------------------------------------------
 
 
-@app.command()
+@app.command(short_help="Run the whole story against the embedded sandbox store.")
 def demo(
     keep_db: Annotated[Path | None, typer.Option("--keep-db", help="Keep the demo's state file here.")] = None,
 ) -> None:
@@ -353,7 +364,7 @@ def demo(
     service.demo(keep_db=keep_db)
 
 
-@sandbox_app.command("serve")
+@sandbox_app.command("serve", short_help="Serve a local Shopify + Loop Returns API until Ctrl-C.")
 def sandbox_serve(
     host: Annotated[str, typer.Option("--host", help="The address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="0 picks a free port.")] = 0,
