@@ -7,14 +7,12 @@ Every failure reaches the user as one sentence on stderr and an exit code from
 from __future__ import annotations
 
 import sys
-import traceback
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
-from loopsync import __version__, recording, render, service, settings
+from loopsync import __version__, render, service
 from loopsync.errors import ConfigError, LoopsyncError
 from loopsync.exit_codes import ExitCode
 
@@ -30,9 +28,20 @@ app = typer.Typer(
     # and cut a long help text short with "…".
     rich_markup_mode=None,
 )
-preorders_app = typer.Typer(help="Local pre-order overrides, for stores whose pre-order data lives outside Shopify.")
-sandbox_app = typer.Typer(help="The local Shopify + Loop sandbox used by the demo and the tests.")
-config_app = typer.Typer(help="Store-wide settings: exchange prefix and tags, note label, metafield, lookback.")
+# Each short_help fits its line of `--help` at 80 columns: Click cuts a longer one with "...",
+# and stops at the first full stop ("e.g."). The full text stays in the command's own --help.
+preorders_app = typer.Typer(
+    help="Local pre-order overrides, for stores whose pre-order data lives outside Shopify.",
+    short_help="Local overrides: variants to treat as on pre-order.",
+)
+sandbox_app = typer.Typer(
+    help="The local Shopify + Loop sandbox used by the demo and the tests.",
+    short_help="The local Shopify + Loop sandbox for the demo and the tests.",
+)
+config_app = typer.Typer(
+    help="Store-wide settings: exchange prefix and tags, note label, metafield, lookback.",
+    short_help="Store-wide settings: prefix, tags, note label, lookback.",
+)
 app.add_typer(preorders_app, name="preorders")
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
@@ -66,19 +75,12 @@ AnonymizeOption = Annotated[
 ]
 
 
-# State files this command opened; main() closes them however the command ends.
-_opened: list = []
-
-
-def _store(db: Path | None, *, create: bool = True, read_only: bool = False):
-    """The state file for this command. ``read_only``: a command that only looks, which must
-    work on a file it cannot write and never create or change one (implies ``create=False``)."""
-    path = db or settings.default_db_path()
-    if (read_only or not create) and not Path(path).expanduser().exists():
-        # A typo in --db or a cron job run before `connect`: say so, and leave no empty state file behind.
-        raise ConfigError(f"loopsync is not connected yet (no state file at {path}): run `loopsync connect` first.")
-    store = service.open_store(path, read_only=True) if read_only else service.open_store(path)
-    _opened.append(store)
+def _store(ctx: typer.Context, db: Path | None, **how: bool):
+    """The command's state file (see ``service.state_file``), closed however the command ends:
+    Click closes its context on the way out, exception or not (sqlite-utils' pattern)."""
+    store = service.state_file(db, **how)
+    if store is not None:
+        ctx.call_on_close(store.close)
     return store
 
 
@@ -100,7 +102,7 @@ def _show_version(value: bool) -> None:
     # Eager: Click checks for a missing command before the group's own callback runs.
     if value:
         print(__version__)
-        raise typer.Exit(0)
+        raise typer.Exit(ExitCode.OK)
 
 
 @app.callback()
@@ -116,40 +118,13 @@ def _root(
 # -- connect / disconnect -----------------------------------------------------
 
 
-def _given_secret(env: str, stdin_flag: bool, what: str) -> str | None:
-    """A secret given on stdin (one line) or in the environment; None when not given."""
-    if stdin_flag:
-        value = sys.stdin.readline().strip()
-        if not value:
-            raise ConfigError(f"Nothing was read from standard input for the {what}.")
-        return value
-    return settings.env_value(env)
-
-
-def _ask_secret(env: str, flag: str, what: str) -> str:
-    if not sys.stdin.isatty():
-        raise ConfigError(f"No {what} given: set {env} or pipe it in with {flag}.")
+def _ask_secret(what: str) -> str:
     return typer.prompt(what, hide_input=True)
 
 
-def _given_shopify(token_stdin: bool) -> service.ShopifyCredentials | None:
-    # Read before the Loop key: with both --…-stdin options, line 1 is the token, line 2 the key.
-    token = _given_secret(settings.ENV_SHOPIFY_TOKEN, token_stdin, "Shopify Admin API access token")
-    if token:
-        return service.ShopifyCredentials(token=token)
-    client_id = settings.env_value(settings.ENV_SHOPIFY_CLIENT_ID)
-    client_secret = settings.env_value(settings.ENV_SHOPIFY_CLIENT_SECRET)
-    if client_id and client_secret:
-        return service.ShopifyCredentials(client_id=client_id, client_secret=client_secret)
-    if client_id or client_secret:
-        raise ConfigError(
-            f"Set both {settings.ENV_SHOPIFY_CLIENT_ID} and {settings.ENV_SHOPIFY_CLIENT_SECRET}, or neither."
-        )
-    return None
-
-
-@app.command()
+@app.command(short_help="Validate and store the Loop key and the Shopify credentials.")
 def connect(
+    ctx: typer.Context,
     shop: Annotated[str | None, typer.Option("--shop", help="example.myshopify.com (env LOOPSYNC_SHOP).")] = None,
     loop_key_stdin: Annotated[
         bool,
@@ -169,37 +144,19 @@ def connect(
 ) -> None:
     """Validate and store the Loop API key and the Shopify credentials. Run again to rotate either or both."""
     # A malformed domain is refused before the state file is created or touched.
-    shop = shop or settings.env_value(settings.ENV_SHOP)
-    if shop:
-        shop = settings.validate_shop_domain(shop)
-    store = _store(db)
+    given = service.given_shop(shop)
+    store = _store(ctx, db)
     _warn_permissions(store)
-    stored = store.connection()
-    shop = shop or (stored.shop if stored else None)
-    if not shop:
-        raise ConfigError("No shop given: pass --shop example.myshopify.com or set LOOPSYNC_SHOP.")
-    previous = service.previous_connection(store, shop)
-
-    creds, loop_key = service.credentials_to_keep(
+    shop, previous = service.shop_to_connect(store, given)
+    creds, loop_key = service.connect_credentials(
         previous,
-        _given_shopify(shopify_token_stdin),
-        _given_secret(settings.ENV_LOOP_API_KEY, loop_key_stdin, "Loop Returns API key"),
+        shopify_token_stdin=shopify_token_stdin,
+        loop_key_stdin=loop_key_stdin,
+        read_line=sys.stdin.readline,
+        ask=_ask_secret if sys.stdin.isatty() else None,
     )
-    if creds is None:
-        token = _ask_secret(settings.ENV_SHOPIFY_TOKEN, "--shopify-token-stdin", "Shopify Admin API access token")
-        creds = service.ShopifyCredentials(token=token)
-    if loop_key is None:
-        loop_key = _ask_secret(settings.ENV_LOOP_API_KEY, "--loop-key-stdin", "Loop Returns API key")
-
-    with recording.for_command(record=record, replay=replay, anonymize=anonymize, store=store, shop=shop):
-        result = service.connect(
-            store,
-            shop=shop,
-            shopify=creds,
-            loop_key=loop_key,
-            shopify_api_url=settings.url_override(settings.ENV_SHOPIFY_API_URL),
-            loop_api_url=settings.url_override(settings.ENV_LOOP_API_URL),
-        )
+    with service.traffic(record=record, replay=replay, anonymize=anonymize, store=store, shop=shop):
+        result = service.connect(store, shop=shop, shopify=creds, loop_key=loop_key, **service.url_overrides())
     # Not checked against LOOPSYNC_SHOP: a --shop given here wins over it.
     doc = service.status(store, check_env=False)
     if as_json:
@@ -209,13 +166,14 @@ def connect(
         render.show_status(doc)
 
 
-@app.command()
+@app.command(short_help="Forget the Loop key; existing holds are released as they ship.")
 def disconnect(
+    ctx: typer.Context,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     db: DbOption = None,
 ) -> None:
     """Forget the Loop key: no new holds or notes; existing holds are still released when they ship."""
-    store = _store(db, create=False)
+    store = _store(ctx, db, create=False)
     service.require_connection(store)
     _confirm(
         yes,
@@ -235,8 +193,9 @@ def disconnect(
 # -- scan / release / status --------------------------------------------------
 
 
-@app.command()
+@app.command(short_help="Hold, tag and note pre-order exchanges; release shipped ones.")
 def scan(
+    ctx: typer.Context,
     since: Annotated[
         str | None, typer.Option("--since", help="Look back this far instead of from the cursor: 2h, 3d, or an ISO date.")
     ] = None,
@@ -252,12 +211,11 @@ def scan(
     anonymize: AnonymizeOption = False,
 ) -> None:
     """Reconcile recent Loop exchange orders: hold, tag and note pre-orders; release shipped ones."""
-    store = _store(db, create=False)
+    store = _store(ctx, db, create=False)
     _warn_permissions(store)
     try:
-        with recording.for_command(record=record, replay=replay, anonymize=anonymize, store=store):
-            since_at = settings.parse_since(since, service.now()) if since else None
-            report = service.scan(store, since=since_at, dry_run=dry_run, wait=wait)
+        with service.traffic(record=record, replay=replay, anonymize=anonymize, store=store):
+            report = service.scan(store, since=service.since(since), dry_run=dry_run, wait=wait)
     except service.ScanInterrupted as stopped:
         if as_json:
             render.print_json(render.scan_json(stopped.report))
@@ -275,8 +233,9 @@ def scan(
         raise typer.Exit(ExitCode.PENDING)
 
 
-@app.command()
+@app.command(short_help="Lift loopsync's holds on one order by hand.")
 def release(
+    ctx: typer.Context,
     order: Annotated[str, typer.Argument(help="Order name (EXC-1086-1), numeric id or gid.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     db: DbOption = None,
@@ -286,10 +245,10 @@ def release(
     anonymize: AnonymizeOption = False,
 ) -> None:
     """Lift loopsync's holds on one order by hand; later scans will not hold it again."""
-    store = _store(db, create=False)
+    store = _store(ctx, db, create=False)
     service.require_connection(store)
     _confirm(yes, "release", f"Release loopsync's holds on {order}? It may then ship before the stock exists.")
-    with recording.for_command(record=record, replay=replay, anonymize=anonymize, store=store):
+    with service.traffic(record=record, replay=replay, anonymize=anonymize, store=store):
         outcome = service.release(store, order)
     if as_json:
         render.print_json(render.outcome_json(outcome))
@@ -304,23 +263,14 @@ def release(
         raise typer.Exit(ExitCode.PENDING)
 
 
-def service_status(store) -> dict:
-    return service.status(store)
-
-
 @app.command()
-def status(db: DbOption = None, as_json: JsonOption = False) -> None:
+def status(ctx: typer.Context, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Connection, last scan, orders held and pending items."""
-    path = db or settings.default_db_path()
-    if not Path(path).expanduser().exists():
-        # Looking must not create a state file (a typo in --db would leave one behind).
-        from loopsync.status import not_connected_document
-
-        doc = not_connected_document()
-    else:
-        store = _store(path, read_only=True)
+    # Looking must not create a state file (a typo in --db would leave one behind): none is "not connected".
+    store = _store(ctx, db, read_only=True, missing_ok=True)
+    if store is not None:
         _warn_permissions(store)
-        doc = service_status(store)
+    doc = service.status(store)
     if as_json:
         render.print_json(doc)
     else:
@@ -331,38 +281,40 @@ def status(db: DbOption = None, as_json: JsonOption = False) -> None:
 
 
 @preorders_app.command("list")
-def preorders_list(db: DbOption = None, as_json: JsonOption = False) -> None:
+def preorders_list(ctx: typer.Context, db: DbOption = None, as_json: JsonOption = False) -> None:
     """List variants treated as pre-order by local override."""
-    rows = _store(db, read_only=True).overrides()
+    rows = service.overrides(_store(ctx, db, read_only=True))
     if as_json:
-        render.print_json([{"variant_id": v, "window": w} for v, w in sorted(rows.items())])
+        render.print_json([{"variant_id": v, "window": w} for v, w in rows])
         return
     if not rows:
         render.err().print("No local pre-order overrides.")
         return
     # Plain tab-separated lines for `cut`/`awk`: Rich would expand the tabs and read "[...]" as markup.
-    for variant, window in sorted(rows.items()):
+    for variant, window in rows:
         sys.stdout.write(f"{variant}\t{window}\n")
 
 
 @preorders_app.command("add")
 def preorders_add(
+    ctx: typer.Context,
     variant: Annotated[str, typer.Argument(help="Variant gid or numeric id.")],
     window: Annotated[str, typer.Option("--window", help="Shipping window text, e.g. 'Late March 2027'.")],
     db: DbOption = None,
 ) -> None:
     """Treat a variant as on pre-order, with this shipping window."""
-    variant_id = settings.variant_gid(variant)
-    window = settings.validate_window(window)
-    _store(db).add_override(variant_id, window)
+    variant_id, window = service.override(variant, window)
+    service.add_override(_store(ctx, db), variant_id, window)
     render.message(f"{variant_id} is now treated as pre-order ({window}).")
 
 
-@preorders_app.command("remove")
-def preorders_remove(variant: Annotated[str, typer.Argument(help="Variant gid or numeric id.")], db: DbOption = None) -> None:
+@preorders_app.command("remove", short_help="Stop treating a variant as pre-order; the next scan releases it.")
+def preorders_remove(
+    ctx: typer.Context, variant: Annotated[str, typer.Argument(help="Variant gid or numeric id.")], db: DbOption = None
+) -> None:
     """Stop treating a variant as on pre-order; its holds are released on the next scan."""
-    variant_id = settings.variant_gid(variant)
-    _store(db).remove_override(variant_id)
+    variant_id, _ = service.override(variant)
+    service.remove_override(_store(ctx, db), variant_id)
     render.message(f"{variant_id} is no longer overridden as pre-order.")
 
 
@@ -370,9 +322,9 @@ def preorders_remove(variant: Annotated[str, typer.Argument(help="Variant gid or
 
 
 @config_app.command("list")
-def config_list(db: DbOption = None, as_json: JsonOption = False) -> None:
+def config_list(ctx: typer.Context, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Show every setting and its value (defaults included)."""
-    values = _store(db, read_only=True).settings()
+    values = service.setting_values(_store(ctx, db, read_only=True))
     if as_json:
         render.print_json(values)
         return
@@ -380,38 +332,39 @@ def config_list(db: DbOption = None, as_json: JsonOption = False) -> None:
         render.out().print(f"{key}\t{'' if value is None else value}", markup=False)
 
 
-@config_app.command("set")
+@config_app.command("set", short_help="Change a setting ('' turns an optional one off).")
 def config_set(
+    ctx: typer.Context,
     key: Annotated[str, typer.Argument(help="A setting name from `loopsync config list`.")],
     value: Annotated[str, typer.Argument(help="The new value.")],
     db: DbOption = None,
 ) -> None:
     """Change a setting, e.g. `loopsync config set exchange_name_prefix X-` ('' turns an optional one off)."""
-    now = service.set_setting(_store(db), key, value)
+    now = service.set_setting(_store(ctx, db), key, value)
     render.message(f"{key} = {now}" if now else f"{key} is off (`loopsync config unset {key}` restores the default)")
 
 
 @config_app.command("unset")
-def config_unset(key: Annotated[str, typer.Argument(help="A setting name.")], db: DbOption = None) -> None:
+def config_unset(
+    ctx: typer.Context, key: Annotated[str, typer.Argument(help="A setting name.")], db: DbOption = None
+) -> None:
     """Put a setting back to its default."""
-    now = service.set_setting(_store(db), key, None)
+    now = service.unset_setting(_store(ctx, db), key)
     render.message(f"{key} = {now} (default)" if now else f"{key} is off (default)")
 
 
 # -- demo and sandbox ---------------------------------------------------------
 
 
-@app.command()
+@app.command(short_help="Run the whole story against the embedded sandbox store.")
 def demo(
     keep_db: Annotated[Path | None, typer.Option("--keep-db", help="Keep the demo's state file here.")] = None,
 ) -> None:
     """Run the whole story against the embedded sandbox store: hold, note, ship, release."""
-    from loopsync.demo import run_demo
-
-    run_demo(keep_db=keep_db)
+    service.demo(keep_db=keep_db)
 
 
-@sandbox_app.command("serve")
+@sandbox_app.command("serve", short_help="Serve a local Shopify + Loop Returns API until Ctrl-C.")
 def sandbox_serve(
     host: Annotated[str, typer.Option("--host", help="The address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="0 picks a free port.")] = 0,
@@ -429,9 +382,7 @@ def sandbox_serve(
     seed: Annotated[int, typer.Option("--seed", help="Seeds the faults (unless SPEC has seed=) and the scenario.")] = 0,
 ) -> None:
     """Serve a local Shopify Admin GraphQL + Loop Returns API until Ctrl-C."""
-    from loopsync.sandbox.server import serve
-
-    serve(host=host, port=port, scenario=scenario, faults=faults, seed=seed)
+    service.serve_sandbox(host=host, port=port, scenario=scenario, faults=faults, seed=seed)
 
 
 # -- entry point --------------------------------------------------------------
@@ -439,10 +390,16 @@ def sandbox_serve(
 
 # Typer ≥ 0.2x runs its own copy of Click, whose exceptions are not click's: a bad
 # flag or a declined confirmation would otherwise end as an "unexpected problem".
-_ABORTS: tuple[type[BaseException], ...] = tuple({click.exceptions.Abort, typer.Abort})
-_USAGE_ERRORS: tuple[type[BaseException], ...] = tuple(
-    {click.ClickException, getattr(typer, "TyperException", click.ClickException)}
-)
+# Click's own are caught only once something imported it (sqlite-utils does): nothing
+# else raises them, and importing Click for them alone costs `--help` about 30 ms.
+def _aborts() -> tuple[type[BaseException], ...]:
+    click = sys.modules.get("click")
+    return tuple({typer.Abort, *((click.exceptions.Abort,) if click else ())})
+
+
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    click = sys.modules.get("click")
+    return tuple({typer.TyperException, *((click.ClickException,) if click else ())})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -451,21 +408,16 @@ def main(argv: list[str] | None = None) -> int:
     # --debug is honoured wherever it stands, not only before the command.
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
-    command = typer.main.get_command(app)
-    try:
-        return _run(command, args, debug)
-    finally:
-        while _opened:
-            _opened.pop().close()
+    return _run(typer.main.get_command(app), args, debug)
 
 
 def _run(command, args: list[str], debug: bool) -> int:
     try:
         result = command.main(args=args, prog_name="loopsync", standalone_mode=False)
-    except _ABORTS:
+    except _aborts():
         render.err().print("Aborted; nothing was changed.")
         return ExitCode.USAGE
-    except _USAGE_ERRORS as exc:
+    except _usage_errors() as exc:
         show = getattr(exc, "show", None)
         if show is not None:
             show(file=sys.stderr)
@@ -485,11 +437,14 @@ def _run(command, args: list[str], debug: bool) -> int:
             f"Error: loopsync hit an unexpected problem ({type(exc).__name__}). Run again with --debug for details."
         )
         return ExitCode.INTERNAL
-    return int(result or 0)
+    return int(result or ExitCode.OK)
 
 
 def _traceback_if(debug: bool) -> None:
     """--debug adds the traceback and changes nothing else: scripts see the same exit code either way."""
     if debug:
-        # Plain stdlib formatting: no locals, which would print API keys.
+        # Plain stdlib formatting: no locals, which would print API keys. Imported here:
+        # only --debug needs it, and it costs every start-up otherwise.
+        import traceback
+
         traceback.print_exc(file=sys.stderr)

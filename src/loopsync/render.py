@@ -8,25 +8,33 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from loopsync import text
-from loopsync.reconcile import OrderOutcome, ScanReport
+
+# Rich is imported where output is made, not here: `loopsync --help` and `--version`
+# print nothing through it, and importing it costs them about a third of their start-up.
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    # Annotations only: importing the reconciler here would make `loopsync --help` load it.
+    from loopsync.reconcile import OrderOutcome, ScanReport
 
 #: Text from outside (order names, windows, API messages) is cut to this in tables and messages.
 SHOWN_MAX_LENGTH = 300
 
 
 def out() -> Console:
+    from rich.console import Console
+
     # Built per call so tests that swap sys.stdout see the output.
     return Console(file=sys.stdout, highlight=False, soft_wrap=True)
 
 
 def err() -> Console:
+    from rich.console import Console
+
     return Console(file=sys.stderr, highlight=False, soft_wrap=True)
 
 
@@ -34,6 +42,19 @@ def message(line: str) -> None:
     """One plain line on stderr: no Rich markup, and no control characters or escape
     sequences, so an order name or an API message cannot steer the terminal."""
     err().print(text.one_line(line), markup=False)
+
+
+def escape(value: str) -> str:
+    """Rich's markup escape."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(value)
+
+
+def _table(title: str) -> Table:
+    from rich.table import Table
+
+    return Table(title=title)
 
 
 def cell(value: str | None, limit: int = SHOWN_MAX_LENGTH) -> str:
@@ -148,7 +169,7 @@ def scan_table(report: ScanReport) -> Table | None:
     rows = [o for o in report.outcomes if o.actions or o.pending or o.waiting]
     if not rows:
         return None
-    table = Table(title="What this scan would do" if report.dry_run else "What this scan did")
+    table = _table("What this scan would do" if report.dry_run else "What this scan did")
     table.add_column("Order", no_wrap=True)
     table.add_column("Action", no_wrap=True)
     table.add_column("Details")
@@ -215,7 +236,7 @@ def show_status(doc: dict[str, Any]) -> None:
     else:
         c.print("Last scan: never")
     if doc["held"]:
-        table = Table(title="Held by loopsync")
+        table = _table("Held by loopsync")
         for col in ("Order", "Fulfillment order", "Estimated shipping", "Held since (UTC)"):
             table.add_column(col)
         for h in doc["held"]:
@@ -234,14 +255,14 @@ def show_status(doc: dict[str, Any]) -> None:
             title = f"{n} {things} left unheld while Loop was disconnected (the next scan holds them)"
         else:
             title = f"{n} {things} left unheld while Loop is disconnected"
-        table = Table(title=title)
+        table = _table(title)
         for col in ("Order", "Estimated shipping", "Last seen (UTC)"):
             table.add_column(col)
         for u in unheld:
             table.add_row(escape(u["order"] or u["order_id"]), escape(u["window"] or ""), when(u["seen_at"]))
         c.print(table)
     if doc["pending"]:
-        table = Table(title="Pending")
+        table = _table("Pending")
         for col in ("Order", "Why", "Attempts", "Next try (UTC)"):
             table.add_column(col)
         for p in doc["pending"]:

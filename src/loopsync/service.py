@@ -8,16 +8,35 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loopsync import clock, interrupts, settings
 from loopsync.errors import ConfigError, CredentialsError, LockHeldError
-from loopsync.loop import LoopClient
-from loopsync.reconcile import OrderOutcome, Reconciler, ScanInterrupted, ScanReport  # noqa: F401 - for the CLI
-from loopsync.shopify import ClientCredentials, ShopifyClient, StaticToken
-from loopsync.store import Connection, Store
+
+# The clients, the reconciler and the store are imported where they are used: they
+# bring requests, tenacity, graphql-core and sqlite-utils, which `loopsync --help`,
+# `--version` and `status` never need (benchmarks/startup.py measures the difference).
+if TYPE_CHECKING:
+    from loopsync.loop import LoopClient
+    from loopsync.reconcile import OrderOutcome, Reconciler, ScanReport
+    from loopsync.shopify import ShopifyClient
+    from loopsync.store import Connection, Store
+
+#: Names the CLI reads from here without importing the reconciler at start-up.
+_LAZY = {"ScanInterrupted": "loopsync.reconcile", "ScanReport": "loopsync.reconcile", "OrderOutcome": "loopsync.reconcile"}
+
+
+def __getattr__(name: str):
+    # Module-level __getattr__ (PEP 562): `service.ScanInterrupted` loads the reconciler only when asked for.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # What loopsync does needs these, in Shopify's terms. A write scope implies its
 # read scope, so each need lists every scope that satisfies it.
@@ -49,7 +68,65 @@ class ShopifyCredentials:
 
 
 def open_store(db: Path | str, *, read_only: bool = False) -> Store:
+    from loopsync.store import Store
+
     return Store.open(Path(db), read_only=read_only)
+
+
+def state_file(
+    db: Path | str | None, *, create: bool = True, read_only: bool = False, missing_ok: bool = False
+) -> Store | None:
+    """The state file a command works on (``--db``, else the default path); the caller closes it.
+
+    ``read_only``: a command that only looks, which must work on a file it cannot write
+    and never create or change one (implies ``create=False``). ``missing_ok``: no file
+    is not an error, and gives ``None`` (only `status` looks at a state file that is not there).
+    """
+    path = db or settings.default_db_path()
+    if (read_only or not create) and not Path(path).expanduser().exists():
+        if missing_ok:
+            return None
+        # A typo in --db or a cron job run before `connect`: say so, and leave no empty state file behind.
+        raise ConfigError(f"loopsync is not connected yet (no state file at {path}): run `loopsync connect` first.")
+    return open_store(path, read_only=True) if read_only else open_store(path)
+
+
+def traffic(
+    *, record: str | None, replay: str | None, anonymize: bool, store: Store, shop: str | None = None
+) -> AbstractContextManager:
+    """The context for a command's ``--record``/``--replay``/``--anonymize`` (a no-op without them)."""
+    if record is None and replay is None and not anonymize:
+        # Without the flags there is nothing to check: the recorder (and YAML) is not even imported.
+        return nullcontext()
+    from loopsync import recording
+
+    return recording.for_command(record=record, replay=replay, anonymize=anonymize, store=store, shop=shop)
+
+
+# -- pre-order overrides and settings ---------------------------------------------
+
+
+def overrides(store: Store) -> list[tuple[str, str]]:
+    """The local pre-order overrides as (variant gid, window), in variant order."""
+    return sorted(store.overrides().items())
+
+
+def override(variant: str, window: str | None = None) -> tuple[str, str | None]:
+    """A variant as typed (gid or number) and its window, checked before any state file is opened."""
+    return settings.variant_gid(variant), None if window is None else settings.validate_window(window)
+
+
+def add_override(store: Store, variant_id: str, window: str) -> None:
+    store.add_override(variant_id, window)
+
+
+def remove_override(store: Store, variant_id: str) -> None:
+    store.remove_override(variant_id)
+
+
+def setting_values(store: Store) -> dict[str, str | None]:
+    """Every setting and the value in force (defaults included)."""
+    return store.settings()
 
 
 def options(store: Store) -> settings.Settings:
@@ -63,9 +140,16 @@ def set_setting(store: Store, key: str, value: str | None) -> str | None:
     return store.get_setting(key)
 
 
+def unset_setting(store: Store, key: str) -> str | None:
+    """Put a setting back to its default; returns the default (None when it is off)."""
+    return set_setting(store, key, None)
+
+
 def _shopify_client(
     shop: str, creds: ShopifyCredentials, api_url: str | None, *, on_new_token=None, cached=None
 ) -> ShopifyClient:
+    from loopsync.shopify import ClientCredentials, ShopifyClient, StaticToken
+
     if creds.token:
         auth = StaticToken(creds.token)
     else:
@@ -83,6 +167,8 @@ def _shopify_client(
 
 
 def _loop_client(api_key: str, api_url: str | None) -> LoopClient:
+    from loopsync.loop import LoopClient
+
     c = clock.current()
     return LoopClient(api_key, base_url=api_url, now=c.now, clock=c.monotonic, sleep=c.sleep)
 
@@ -155,6 +241,93 @@ def connect(
     )
 
 
+def given_shop(shop: str | None) -> str | None:
+    """The shop `connect` was given (``--shop``, else LOOPSYNC_SHOP), validated before any state file is touched."""
+    shop = shop or settings.env_value(settings.ENV_SHOP)
+    return settings.validate_shop_domain(shop) if shop else None
+
+
+def shop_to_connect(store: Store, given: str | None) -> tuple[str, Connection | None]:
+    """The shop `connect` connects (the one given, else the stored one) and the connection it replaces."""
+    stored = store.connection()
+    shop = given or (stored.shop if stored else None)
+    if not shop:
+        raise ConfigError("No shop given: pass --shop example.myshopify.com or set LOOPSYNC_SHOP.")
+    return shop, previous_connection(store, shop)
+
+
+def url_overrides() -> dict[str, str | None]:
+    """The API base URLs `connect` stores: only it reads LOOPSYNC_SHOPIFY_API_URL and LOOPSYNC_LOOP_API_URL."""
+    return {
+        "shopify_api_url": settings.url_override(settings.ENV_SHOPIFY_API_URL),
+        "loop_api_url": settings.url_override(settings.ENV_LOOP_API_URL),
+    }
+
+
+#: Where the secrets are asked for: (environment variable, stdin flag, what it is).
+_SHOPIFY_TOKEN = (settings.ENV_SHOPIFY_TOKEN, "--shopify-token-stdin", "Shopify Admin API access token")
+_LOOP_KEY = (settings.ENV_LOOP_API_KEY, "--loop-key-stdin", "Loop Returns API key")
+
+
+def connect_credentials(
+    previous: Connection | None,
+    *,
+    shopify_token_stdin: bool,
+    loop_key_stdin: bool,
+    read_line: Callable[[], str],
+    ask: Callable[[str], str] | None,
+) -> tuple[ShopifyCredentials, str]:
+    """The credentials `connect` runs with, from stdin, the environment, the stored connection or a prompt.
+
+    ``read_line`` reads one line of stdin; ``ask`` prompts for a secret with hidden
+    input, and is None when there is no terminal to ask at.
+    """
+    creds, loop_key = credentials_to_keep(
+        previous,
+        _given_shopify(shopify_token_stdin, read_line),
+        _given_secret(_LOOP_KEY, loop_key_stdin, read_line),
+    )
+    if creds is None:
+        creds = ShopifyCredentials(token=_asked(_SHOPIFY_TOKEN, ask))
+    if loop_key is None:
+        loop_key = _asked(_LOOP_KEY, ask)
+    return creds, loop_key
+
+
+def _given_secret(source: tuple[str, str, str], stdin_flag: bool, read_line: Callable[[], str]) -> str | None:
+    """A secret given on stdin (one line) or in the environment; None when not given."""
+    env, _flag, what = source
+    if stdin_flag:
+        value = read_line().strip()
+        if not value:
+            raise ConfigError(f"Nothing was read from standard input for the {what}.")
+        return value
+    return settings.env_value(env)
+
+
+def _asked(source: tuple[str, str, str], ask: Callable[[str], str] | None) -> str:
+    env, flag, what = source
+    if ask is None:
+        raise ConfigError(f"No {what} given: set {env} or pipe it in with {flag}.")
+    return ask(what)
+
+
+def _given_shopify(token_stdin: bool, read_line: Callable[[], str]) -> ShopifyCredentials | None:
+    # Read before the Loop key: with both --…-stdin options, line 1 is the token, line 2 the key.
+    token = _given_secret(_SHOPIFY_TOKEN, token_stdin, read_line)
+    if token:
+        return ShopifyCredentials(token=token)
+    client_id = settings.env_value(settings.ENV_SHOPIFY_CLIENT_ID)
+    client_secret = settings.env_value(settings.ENV_SHOPIFY_CLIENT_SECRET)
+    if client_id and client_secret:
+        return ShopifyCredentials(client_id=client_id, client_secret=client_secret)
+    if client_id or client_secret:
+        raise ConfigError(
+            f"Set both {settings.ENV_SHOPIFY_CLIENT_ID} and {settings.ENV_SHOPIFY_CLIENT_SECRET}, or neither."
+        )
+    return None
+
+
 def previous_connection(store: Store, shop: str) -> Connection | None:
     """The connection `connect` replaces: None for a new state file.
 
@@ -225,10 +398,15 @@ def require_connection(store: Store) -> Connection:
     return conn
 
 
-def status(store: Store, *, check_env: bool = True) -> dict:
-    """The status document; a connected state file is first checked against the environment."""
-    from loopsync.status import status_document
+def status(store: Store | None, *, check_env: bool = True) -> dict:
+    """The status document; a connected state file is first checked against the environment.
 
+    ``store`` None: there is no state file yet (`status` never creates one).
+    """
+    from loopsync.status import not_connected_document, status_document
+
+    if store is None:
+        return not_connected_document()
     conn = store.connection()
     if conn is not None and check_env:
         check_environment(conn)
@@ -302,6 +480,8 @@ def clients(store: Store, conn: Connection) -> tuple[ShopifyClient, LoopClient |
 
 
 def reconciler(store: Store, *, dry_run: bool = False) -> Reconciler:
+    from loopsync.reconcile import Reconciler
+
     conn = require_connection(store)
     shopify, loop = clients(store, conn)
     return Reconciler(store, shopify, loop, options(store), dry_run=dry_run, clock=clock.current().now)
@@ -330,3 +510,24 @@ def release(store: Store, ref: str) -> OrderOutcome:
 
 def now() -> datetime:
     return clock.current().now()
+
+
+def since(text: str | None) -> datetime | None:
+    """`scan --since` (2h, 3d, an ISO date) as an instant; read inside a replay, whose clock is the cassette's."""
+    return settings.parse_since(text, now()) if text else None
+
+
+# -- demo and sandbox -------------------------------------------------------------
+
+
+def demo(*, keep_db: Path | None = None) -> None:
+    # The sandbox is imported only here and by `sandbox serve`: the product never needs it otherwise.
+    from loopsync.demo import run_demo
+
+    run_demo(keep_db=keep_db)
+
+
+def serve_sandbox(*, host: str, port: int, scenario: str, faults: str | None, seed: int) -> None:
+    from loopsync.sandbox.server import serve
+
+    serve(host=host, port=port, scenario=scenario, faults=faults, seed=seed)

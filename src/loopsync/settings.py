@@ -15,12 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from loopsync import detect
 from loopsync import text as loopsync_text
 from loopsync.errors import ConfigError
-from loopsync.store import SETTING_DEFAULTS, Store
+
+if TYPE_CHECKING:
+    from loopsync.store import Store
 
 # --- environment variable names (documented in the README) -----------------------
 
@@ -46,8 +48,13 @@ SECRET_ENV_VARS = (ENV_SHOPIFY_TOKEN, ENV_SHOPIFY_CLIENT_SECRET, ENV_LOOP_API_KE
 
 DEFAULT_LOOP_API_URL = "https://api.loopreturns.com"
 
-#: Longest note label we accept: the note must fit Loop's 255 characters with room for the window.
-MAX_NOTE_LABEL = detect.NOTE_LABEL_MAX_LENGTH
+
+def _detect():
+    # The limits on note labels and windows are detect's; importing it (and the models) at the
+    # top would cost every start-up, `loopsync --help` included, for two validators.
+    from loopsync import detect
+
+    return detect
 
 
 def env_value(name: str, env: Mapping[str, str] | None = None) -> str | None:
@@ -283,6 +290,9 @@ def validate_setting(key: str, value: str | None) -> str | None:
     ``None`` means "not set" (the default applies). A blank value turns an optional
     setting off and is returned as ``""`` so the store keeps it apart from "not set".
     """
+    # Imported here, not at the top: the store brings sqlite-utils, which `loopsync --help` never needs.
+    from loopsync.store import SETTING_DEFAULTS
+
     if key not in SETTING_DEFAULTS:
         raise ConfigError(f"Unknown setting '{_shown(key)}' (known: {', '.join(SETTING_DEFAULTS)}).")
     if value is None:
@@ -296,9 +306,11 @@ def validate_setting(key: str, value: str | None) -> str | None:
     if key in ("lookback", "overlap"):
         parse_duration(value, what=key)
     elif key == "note_label":
-        if problem or len(value) > MAX_NOTE_LABEL or any(c in value for c in "[]"):
+        # The longest we accept: the note must fit Loop's 255 characters with room for the window.
+        longest = _detect().NOTE_LABEL_MAX_LENGTH
+        if problem or len(value) > longest or any(c in value for c in "[]"):
             raise ConfigError(
-                f"The note label must be one line of printable text, at most {MAX_NOTE_LABEL} characters, "
+                f"The note label must be one line of printable text, at most {longest} characters, "
                 "without brackets."
             )
     elif key in ("metafield_namespace", "metafield_key"):
@@ -334,6 +346,9 @@ def check_settings(values: Mapping[str, str | None]) -> None:
 def validate_change(current: Mapping[str, str | None], key: str, value: str | None) -> str | None:
     """:func:`validate_setting` (``None``: back to the default), then the rules between settings
     as they would be after the change."""
+    # Imported here, not at the top: the store brings sqlite-utils, which `loopsync --help` never needs.
+    from loopsync.store import SETTING_DEFAULTS
+
     if key not in SETTING_DEFAULTS:
         raise ConfigError(f"Unknown setting '{key}' (known: {', '.join(SETTING_DEFAULTS)}).")
     checked = None if value is None else validate_setting(key, value)
@@ -345,6 +360,9 @@ def validate_change(current: Mapping[str, str | None], key: str, value: str | No
 
 def load_settings(store: Store | None, **flags: str | None) -> Settings:
     """Merge flags (non-``None`` values win) over the state file over defaults, validated."""
+    # Imported here, not at the top: the store brings sqlite-utils, which `loopsync --help` never needs.
+    from loopsync.store import SETTING_DEFAULTS
+
     unknown = set(flags) - set(SETTING_DEFAULTS)
     if unknown:
         raise ConfigError(f"Unknown setting '{sorted(unknown)[0]}' (known: {', '.join(SETTING_DEFAULTS)}).")
@@ -387,10 +405,11 @@ def validate_window(value: str) -> str:
     if not window:
         raise ConfigError("The shipping window must not be empty.")
     problem = loopsync_text.line_problem(window)
-    if problem or len(window) > detect.WINDOW_MAX_LENGTH:
+    longest = _detect().WINDOW_MAX_LENGTH
+    if problem or len(window) > longest:
         why = problem or f"it is {len(window)} characters long"
         raise ConfigError(
-            f"The shipping window must be one line of printable text, at most {detect.WINDOW_MAX_LENGTH} "
+            f"The shipping window must be one line of printable text, at most {longest} "
             f"characters ({why})."
         )
     return window

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopsync.settings import fingerprint
-from loopsync.store import Store
+
+if TYPE_CHECKING:
+    # Annotations only: `status` without a state file must not load the store (and sqlite-utils).
+    from loopsync.store import Store
 
 
 def status_document(store: Store) -> dict[str, Any]:

@@ -13,7 +13,9 @@ from functools import cache
 
 import pytest
 
-from loopsync import http, service
+import loopsync.loop
+import loopsync.shopify
+from loopsync import http
 from loopsync.loop import LoopClient
 from loopsync.sandbox.faults import FaultPlan
 from loopsync.sandbox.generator import generate_store
@@ -73,8 +75,9 @@ def recorded_clients(monkeypatch):
         made["loop"].append((client, recorder))
         return client
 
-    monkeypatch.setattr(service, "ShopifyClient", shopify)
-    monkeypatch.setattr(service, "LoopClient", loop)
+    # service imports the clients when it builds them (not at start-up), so they are replaced where they live.
+    monkeypatch.setattr(loopsync.shopify, "ShopifyClient", shopify)
+    monkeypatch.setattr(loopsync.loop, "LoopClient", loop)
     real_backoff = http.backoff
     monkeypatch.setattr(http, "backoff", lambda failures: real_backoff(failures) * BACKOFF_SCALE)
     return made
