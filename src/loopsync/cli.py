@@ -174,7 +174,7 @@ def connect(
         shop = settings.validate_shop_domain(shop)
     store = _store(db)
     _warn_permissions(store)
-    stored = store.connection()
+    stored = store.config.connection()
     shop = shop or (stored.shop if stored else None)
     if not shop:
         raise ConfigError("No shop given: pass --shop example.myshopify.com or set LOOPSYNC_SHOP.")
@@ -333,7 +333,7 @@ def status(db: DbOption = None, as_json: JsonOption = False) -> None:
 @preorders_app.command("list")
 def preorders_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """List variants treated as pre-order by local override."""
-    rows = _store(db, read_only=True).overrides()
+    rows = _store(db, read_only=True).config.overrides()
     if as_json:
         render.print_json([{"variant_id": v, "window": w} for v, w in sorted(rows.items())])
         return
@@ -354,7 +354,7 @@ def preorders_add(
     """Treat a variant as on pre-order, with this shipping window."""
     variant_id = settings.variant_gid(variant)
     window = settings.validate_window(window)
-    _store(db).add_override(variant_id, window)
+    _store(db).config.add_override(variant_id, window)
     render.message(f"{variant_id} is now treated as pre-order ({window}).")
 
 
@@ -362,7 +362,7 @@ def preorders_add(
 def preorders_remove(variant: Annotated[str, typer.Argument(help="Variant gid or numeric id.")], db: DbOption = None) -> None:
     """Stop treating a variant as on pre-order; its holds are released on the next scan."""
     variant_id = settings.variant_gid(variant)
-    _store(db).remove_override(variant_id)
+    _store(db).config.remove_override(variant_id)
     render.message(f"{variant_id} is no longer overridden as pre-order.")
 
 
@@ -372,7 +372,7 @@ def preorders_remove(variant: Annotated[str, typer.Argument(help="Variant gid or
 @config_app.command("list")
 def config_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Show every setting and its value (defaults included)."""
-    values = _store(db, read_only=True).settings()
+    values = _store(db, read_only=True).config.settings()
     if as_json:
         render.print_json(values)
         return

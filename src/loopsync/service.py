@@ -59,8 +59,8 @@ def options(store: Store) -> settings.Settings:
 
 def set_setting(store: Store, key: str, value: str | None) -> str | None:
     """Validate and store one setting (None resets it to the default); returns the value now in force."""
-    store.set_setting(key, settings.validate_change(store.settings(), key, value))
-    return store.get_setting(key)
+    store.config.set_setting(key, settings.validate_change(store.config.settings(), key, value))
+    return store.config.get_setting(key)
 
 
 def _shopify_client(
@@ -133,7 +133,7 @@ def connect(
     info = client.shop_info()
     _loop_client(loop_key, loop_api_url).check_key()
 
-    store.save_connection(
+    store.config.save_connection(
         shop=shop,
         shopify_auth=shopify.kind,
         shopify_token=shopify.token,
@@ -145,7 +145,7 @@ def connect(
         scopes=sorted(granted),
     )
     if issued:
-        store.save_shopify_access_token(issued["token"], issued["expires_at"])
+        store.config.save_shopify_access_token(issued["token"], issued["expires_at"])
     return ConnectResult(
         shop=shop,
         shop_name=info.get("name"),
@@ -161,7 +161,7 @@ def previous_connection(store: Store, shop: str) -> Connection | None:
     A state file is one store's ledger (its holds, releases and cursor), so it is
     never re-pointed at another shop: that shop gets a state file of its own.
     """
-    previous = store.connection()
+    previous = store.config.connection()
     if previous is not None and previous.shop != shop:
         raise ConfigError(
             f"This state file is connected to {previous.shop}, not {shop}: a state file belongs to one store, "
@@ -218,7 +218,7 @@ def check_environment(conn: Connection, env: Mapping[str, str] | None = None) ->
 
 def require_connection(store: Store) -> Connection:
     """The stored connection, checked against the environment (see :func:`check_environment`)."""
-    conn = store.connection()
+    conn = store.config.connection()
     if conn is None:
         raise ConfigError("loopsync is not connected yet: run `loopsync connect` first.")
     check_environment(conn)
@@ -229,7 +229,7 @@ def status(store: Store, *, check_env: bool = True) -> dict:
     """The status document; a connected state file is first checked against the environment."""
     from loopsync.status import status_document
 
-    conn = store.connection()
+    conn = store.config.connection()
     if conn is not None and check_env:
         check_environment(conn)
     return status_document(store)
@@ -249,7 +249,7 @@ def disconnect(store: Store, *, on_wait: Callable[[], None] | None = None, timeo
     conn = require_connection(store)
     if not conn.loop_api_key:
         return False
-    store.forget_loop_key()
+    store.config.forget_loop_key()
     try:
         with store.scan_lock(wait=True, timeout=timeout, on_wait=on_wait):
             pass
@@ -287,7 +287,7 @@ def clients(store: Store, conn: Connection) -> tuple[ShopifyClient, LoopClient |
         # A token without a stated lifetime is not cached: the next run asks
         # for a fresh one rather than trusting it forever.
         if expires_at is not None:
-            store.save_shopify_access_token(token, expires_at)
+            store.config.save_shopify_access_token(token, expires_at)
 
     shopify = _shopify_client(
         conn.shop,
