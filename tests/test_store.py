@@ -536,7 +536,7 @@ def test_orders(store):
     assert store.orders.order_by_name("#EXC-1").order_id == O1 and store.orders.order_by_name("EXC-2") is None
     assert not store.orders.is_manually_released(O1)
     store.orders.mark_manual_release(O1)
-    assert store.orders.is_manually_released(O1) and store.orders.order(O1).state == "manually_released"
+    assert store.orders.is_manually_released(O1) and store.orders.order(O1).state == "released_manually"
     store.orders.mark_manual_release(O2, name="#1002")  # never seen by a scan
     assert store.orders.is_manually_released(O2) and store.orders.order(O2).name == "#1002"
     assert not store.orders.is_manually_released("gid://shopify/Order/404")

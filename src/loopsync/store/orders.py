@@ -139,7 +139,7 @@ class Orders(Part):
                    ON CONFLICT(order_id) DO UPDATE SET state = excluded.state, manual_release = 1,
                        manual_release_at = excluded.manual_release_at, pending_reason = NULL,
                        name = COALESCE(excluded.name, orders.name)""",
-                [order_id, name, now, now, OrderState.MANUALLY_RELEASED.value, now],
+                [order_id, name, now, now, OrderState.RELEASED_MANUALLY.value, now],
             )
 
     @sql_errors

@@ -92,8 +92,8 @@ class OrderState(_States):
     HELD = "held"
     PENDING = "pending"
     GONE = "gone"
-    #: `loopsync release`.
-    MANUALLY_RELEASED = "manually_released"
+    #: `loopsync release`; the same word as the decision it records and the hold status it leaves.
+    RELEASED_MANUALLY = "released_manually"
     DISCONNECTED_SKIP = "disconnected_skip"
 
 
@@ -282,6 +282,15 @@ def _m004_note_backoff(db: Database) -> None:
     ]:
         db.execute(sql)
 
+
+
+@migrations(name="m005_one_name_for_released_manually")
+def _m005_one_name_for_released_manually(db: Database) -> None:
+    # An order released by `loopsync release` was stored as 'manually_released' while its
+    # decision and its holds said 'released_manually': one word for one state from now on.
+    db.execute(
+        "UPDATE orders SET state = ? WHERE state = 'manually_released'", [OrderState.RELEASED_MANUALLY.value]
+    )
 
 
 #: The schema version this loopsync writes: the number of migrations it knows.
