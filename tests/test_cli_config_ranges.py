@@ -43,7 +43,7 @@ def test_scan_since_out_of_range_is_a_usage_error(cli, connected, probe, checks,
 def test_a_lookback_stored_out_of_range_by_an_older_version_names_the_fix(cli, connected, probe, checks):
     with Store.open(connected) as store:
         # What an older loopsync accepted without a range check.
-        store.set_setting("lookback", "100000000d")
+        store.config.set_setting("lookback", "100000000d")
 
     result = cli(["scan", "--db", str(connected)])
 

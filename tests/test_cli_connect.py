@@ -182,7 +182,7 @@ def test_client_credentials_connect_scan_and_renew_the_token(env_for, cli, sandb
     assert len(tokens) == 2 and tokens[0] == first_token
     store = Store.open(db)
     try:
-        assert store.connection().access_token == tokens[1]
+        assert store.config.connection().access_token == tokens[1]
     finally:
         store.close()
 

@@ -39,7 +39,7 @@ def _urls_only(sandbox, env_for) -> dict[str, str]:
 
 def _stored(db):
     with Store.open(db) as store:
-        return store.connection()
+        return store.config.connection()
 
 
 def test_rotating_only_the_loop_key_keeps_the_stored_shopify_token(cli, connected, rotated, env_for, checks):

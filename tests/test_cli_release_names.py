@@ -18,8 +18,8 @@ def test_release_finds_the_order_whatever_the_case(cli, connected, probe, typed)
     assert "Released 1 loopsync hold(s) on EXC-1086-1." in result.err
     assert probe.our_holds("EXC-1086-1") == []
     with Store.open(connected) as store:
-        assert store.order_by_name(typed).name == "EXC-1086-1"
-        assert store.is_manually_released(store.order_by_name(typed).order_id)
+        assert store.orders.order_by_name(typed).name == "EXC-1086-1"
+        assert store.orders.is_manually_released(store.orders.order_by_name(typed).order_id)
 
 
 def test_a_name_that_only_shares_a_prefix_is_still_not_found(cli, connected, checks):

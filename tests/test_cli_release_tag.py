@@ -69,7 +69,7 @@ def test_the_release_tag_counts_whatever_its_case(cli, connected, probe):
 
     # Released by tag, not by hand: the state file holds no mark of its own, the tag is the decision.
     with Store.open(connected) as store:
-        assert not store.is_manually_released(order.id)
+        assert not store.orders.is_manually_released(order.id)
 
 
 def test_the_release_tag_is_a_setting(cli, connected, probe, checks):
@@ -101,4 +101,4 @@ def test_bad_release_settings_are_refused(cli, connected, checks, key, value, fr
 
     checks.clean_error(result, 2, fragment)
     with Store.open(connected) as store:
-        assert store.settings()[key] != value
+        assert store.config.settings()[key] != value

@@ -266,7 +266,7 @@ def test_disconnect_says_so_when_a_scan_does_not_stop_in_time(connected):
         assert waited == [True]
         assert "Loop Returns is disconnected" in raised.value.message
         assert "starts no new hold, tag or note" in raised.value.message
-        assert store.connection().loop_api_key is None
+        assert store.config.connection().loop_api_key is None
     finally:
         store.close()
         holder_store.close()

@@ -36,7 +36,7 @@ def test_another_shop_in_the_environment_is_refused(cli, connected, probe, check
     checks.clean_error(result, 2, f"connected to {CONNECTED}, not {OTHER}")
     assert probe.entries(mark) == []  # not one request to the stored shop
     with Store.open(connected) as store:
-        assert store.connection().loop_api_key  # disconnect did nothing either
+        assert store.config.connection().loop_api_key  # disconnect did nothing either
 
 
 @pytest.mark.parametrize("same", [CONNECTED, "sandbox-store", "https://SANDBOX-store.myshopify.com/"])

@@ -31,10 +31,10 @@ def test_release_recorded_then_crash_is_settled_as_ours(connected, cli, sandbox)
     assert cli(["scan", "--db", str(connected)]).code == 0
 
     with Store.open(connected) as store:
-        order = store.order_by_name("EXC-1086-1")
-        rows = store.holds_for_order(order.order_id)
+        order = store.orders.order_by_name("EXC-1086-1")
+        rows = store.holds.holds_for_order(order.order_id)
         assert [r.status for r in rows] == ["released"] and rows[0].released_by == "scan"
-        assert not store.is_manually_released(order.order_id)
+        assert not store.orders.is_manually_released(order.order_id)
     # And Shopify agrees: no loopsync hold on either jacket exchange, Upsell Guard's hold intact.
     snapshot = {o["name"]: o for o in world.snapshot()["orders"]}
     for name in ("EXC-1086-1", "EXC-1092-1"):

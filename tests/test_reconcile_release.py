@@ -93,4 +93,4 @@ def test_a_hold_released_in_the_admin_is_respected(connected, cli, sandbox):
     from loopsync.store import Store
 
     with Store.open(connected) as store:
-        assert store.is_manually_released(order.id)
+        assert store.orders.is_manually_released(order.id)

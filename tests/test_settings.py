@@ -192,10 +192,23 @@ def store(tmp_path):
 
 
 def test_load_settings_precedence(store):
-    assert settings.load_settings(None) == settings.Settings()
-    assert settings.load_settings(store) == settings.Settings()
-    store.set_setting("preorder_tag", "preorder-hold")
-    store.set_setting("lookback", "3d")
+    defaults = settings.Settings(
+        exchange_name_prefix="EXC-",
+        exchange_tag=None,
+        native_exchange_tag="Loop Exchange",
+        preorder_tag="pre-order",
+        note_label="loopsync",
+        metafield_namespace="preorder",
+        metafield_key="shipping_window",
+        lookback=timedelta(days=7),
+        overlap=timedelta(minutes=10),
+        release_note=True,
+        release_tag="loopsync-release",
+    )
+    assert settings.load_settings(None) == defaults
+    assert settings.load_settings(store) == defaults
+    store.config.set_setting("preorder_tag", "preorder-hold")
+    store.config.set_setting("lookback", "3d")
     loaded = settings.load_settings(store, preorder_tag=None, note_label="PreProduct")
     assert loaded.preorder_tag == "preorder-hold"
     assert loaded.lookback == timedelta(days=3)

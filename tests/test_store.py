@@ -17,6 +17,7 @@ from sqlite_utils import Database
 
 from loopsync import store as store_mod
 from loopsync.errors import ConfigError, LockHeldError, NotFoundError, StateFileError
+from loopsync.settings import SETTING_DEFAULTS
 from loopsync.store import SCHEMA_VERSION, Store, scan_lock
 
 FO1, FO2 = "gid://shopify/FulfillmentOrder/1", "gid://shopify/FulfillmentOrder/2"
@@ -27,6 +28,15 @@ V1, V2 = "gid://shopify/ProductVariant/1", "gid://shopify/ProductVariant/2"
 @pytest.fixture
 def path(tmp_path) -> Path:
     return tmp_path / "data" / "nested" / "state.db"
+
+
+def _column(store: Store, sql: str, *params: object) -> list:
+    """The first column of a query on the state file: what the store wrote, read back as it is stored."""
+    return [row[0] for row in store.db.execute(sql, params).fetchall()]
+
+
+def _schema_version(store: Store) -> int:
+    return len(store_mod.migrations.applied(store.db))
 
 
 @pytest.fixture
@@ -43,9 +53,9 @@ def test_new_file_is_0600_with_parent_dirs_and_current_schema(path):
     old = os.umask(0)  # even a permissive umask must not widen the file
     try:
         with Store.open(path) as s:
-            assert s.schema_version == SCHEMA_VERSION >= 2
-            assert s.permission_warning is None and s.warnings == []
-            s.set_setting("note_label", "x")  # forces the WAL file into existence
+            assert _schema_version(s) == SCHEMA_VERSION >= 2
+            assert s.warnings == []
+            s.config.set_setting("note_label", "x")  # forces the WAL file into existence
             for p in path.parent.iterdir():
                 if p.name.startswith("state.db"):
                     assert (p.stat().st_mode & 0o777) == 0o600, p
@@ -63,17 +73,17 @@ def test_permission_warning(path, mode, warned):
     os.chmod(path, mode)
     with Store.open(path) as s:
         if warned:
-            assert s.permission_warning is not None
-            assert f"mode {mode:04o}" in s.permission_warning and "chmod 600" in s.permission_warning
+            [warning] = s.warnings
+            assert f"mode {mode:04o}" in warning and f"chmod 600 {path}" in warning
         else:
-            assert s.permission_warning is None
+            assert s.warnings == []
 
 
 def test_reopen_keeps_data(path):
     with Store.open(path) as s:
-        s.add_override(V1, "Spring")
+        s.config.add_override(V1, "Spring")
     with Store.open(path) as s:
-        assert s.overrides() == {V1: "Spring"}
+        assert s.config.overrides() == {V1: "Spring"}
 
 
 def test_older_schema_is_migrated_with_data_kept(path):
@@ -95,8 +105,8 @@ def test_older_schema_is_migrated_with_data_kept(path):
     )
     db.close()
     with Store.open(path) as s:
-        assert s.schema_version == SCHEMA_VERSION
-        conn = s.connection()
+        assert _schema_version(s) == SCHEMA_VERSION
+        conn = s.config.connection()
         assert conn is not None
         assert (conn.shop, conn.shopify_auth, conn.shopify_token, conn.loop_api_key) == (
             "old.myshopify.com",
@@ -105,9 +115,9 @@ def test_older_schema_is_migrated_with_data_kept(path):
             "loop_old",
         )
         assert conn.scopes == ("read_orders",) and conn.client_id is None
-        assert [h.fulfillment_order_id for h in s.active_holds()] == [FO1]
-        assert s.cursor().isoformat() == "2026-01-03T00:00:00+00:00"
-        s.save_shopify_access_token(None, None)  # the new columns work
+        assert [h.fulfillment_order_id for h in s.holds.active_holds()] == [FO1]
+        assert s.ledger.cursor().isoformat() == "2026-01-03T00:00:00+00:00"
+        s.config.save_shopify_access_token(None, None)  # the new columns work
 
 
 def test_newer_schema_is_refused(path):
@@ -143,7 +153,7 @@ def test_garbage_file(path, content, phrase):
 def test_corrupt_database_is_reported_as_malformed(path):
     with Store.open(path) as s:
         for n in range(50):
-            s.record_decision(None, f"o{n}", None, "hold", "x" * 200)
+            s.ledger.record_decision(None, f"o{n}", None, "hold", "x" * 200)
     data = bytearray(path.read_bytes())
     data[100:4096] = os.urandom(3996)  # the schema page, after the 100-byte header
     path.write_bytes(bytes(data))
@@ -189,7 +199,7 @@ def read_only(target: Path):
 
 def test_read_only_file(path):
     with Store.open(path) as s:
-        s.add_override(V1, "Spring")
+        s.config.add_override(V1, "Spring")
     with read_only(path):
         with pytest.raises(StateFileError) as info:
             Store.open(path)
@@ -215,10 +225,10 @@ def test_locked_beyond_the_timeout(path):
         with Store.open(path, busy_timeout=0.3) as s:
             started = time.monotonic()
             with pytest.raises(StateFileError) as info:
-                s.set_setting("note_label", "x")
+                s.config.set_setting("note_label", "x")
             assert time.monotonic() - started >= 0.25
             assert "is locked by another process" in info.value.message
-            assert s.get_setting("note_label") == "loopsync"  # readers are not blocked (WAL)
+            assert s.config.get_setting("note_label") == "loopsync"  # readers are not blocked (WAL)
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
@@ -233,8 +243,8 @@ def test_a_concurrent_writer_waits_instead_of_failing(path):
     timer.start()
     try:
         with Store.open(path, busy_timeout=5) as s:
-            s.set_setting("note_label", "mine")
-            assert s.settings()["preorder_tag"] == "theirs" and s.get_setting("note_label") == "mine"
+            s.config.set_setting("note_label", "mine")
+            assert s.config.settings()["preorder_tag"] == "theirs" and s.config.get_setting("note_label") == "mine"
     finally:
         timer.join()
         blocker.close()
@@ -245,37 +255,37 @@ def test_a_concurrent_writer_waits_instead_of_failing(path):
 
 def test_transaction_rolls_back_everything(store):
     with pytest.raises(RuntimeError), store.transaction():
-        store.add_override(V1, "Spring")
-        store.upsert_hold(
+        store.config.add_override(V1, "Spring")
+        store.holds.upsert_hold(
             FO1, order_id=O1, order_name=None, hold_id=None, handle="h", window=None, variant_ids=[V1]
         )
         raise RuntimeError("boom")
-    assert store.overrides() == {} and store.active_holds() == []
+    assert store.config.overrides() == {} and store.holds.active_holds() == []
     assert not store.db.conn.in_transaction
 
 
 def test_nested_transaction_is_a_savepoint(store):
     with store.transaction():
-        store.add_override(V1, "Spring")
+        store.config.add_override(V1, "Spring")
         with pytest.raises(ValueError), store.transaction():
-            store.add_override(V2, "Summer")
+            store.config.add_override(V2, "Summer")
             raise ValueError
-    assert store.overrides() == {V1: "Spring"}
+    assert store.config.overrides() == {V1: "Spring"}
 
 
 def test_parameters_are_never_interpolated(store):
     name = "#EXC-1'; DROP TABLE orders; --"
-    store.upsert_order(O1, name=name)
-    assert store.order(O1).name == name
-    assert store.order_by_name(name).order_id == O1
+    store.orders.upsert_order(O1, name=name)
+    assert store.orders.order(O1).name == name
+    assert store.orders.order_by_name(name).order_id == O1
 
 
 # --- connection ---------------------------------------------------------------------------------
 
 
 def test_connection_round_trip_rotation_and_disconnect(store):
-    assert store.connection() is None
-    first = store.save_connection(
+    assert store.config.connection() is None
+    first = store.config.save_connection(
         shop="a.myshopify.com",
         shopify_auth="token",
         shopify_token="shpat_secret_1",
@@ -285,11 +295,11 @@ def test_connection_round_trip_rotation_and_disconnect(store):
     )
     assert first.scopes == ("read_orders", "write_orders") and first.loop_connected
     assert "secret" not in repr(first)
-    store.forget_loop_key(at="2026-01-02T00:00:00+00:00")
-    gone = store.connection()
+    store.config.forget_loop_key(at="2026-01-02T00:00:00+00:00")
+    gone = store.config.connection()
     assert gone.loop_api_key is None and gone.loop_disconnected_at == "2026-01-02T00:00:00+00:00"
     assert not gone.loop_connected and gone.shopify_token == "shpat_secret_1"
-    rotated = store.save_connection(
+    rotated = store.config.save_connection(
         shop="a.myshopify.com",
         shopify_auth="client_credentials",
         client_id="cid",
@@ -301,18 +311,18 @@ def test_connection_round_trip_rotation_and_disconnect(store):
     assert rotated.connected_at == "2026-01-01T00:00:00+00:00"  # first connect is kept
     assert rotated.loop_connected and rotated.loop_disconnected_at is None
     assert rotated.shopify_token is None and rotated.client_secret == "csecret"
-    store.save_shopify_access_token("tok", "2026-01-03T01:00:00+00:00")
-    cached = store.connection()
+    store.config.save_shopify_access_token("tok", "2026-01-03T01:00:00+00:00")
+    cached = store.config.connection()
     assert (cached.access_token, cached.access_token_expires_at) == ("tok", "2026-01-03T01:00:00+00:00")
     # Rotating the credentials drops the cached token (it belongs to the old client).
-    store.save_connection(
+    store.config.save_connection(
         shop="a.myshopify.com",
         shopify_auth="client_credentials",
         client_id="c2",
         client_secret="s2",
         loop_api_key=None,
     )
-    after = store.connection()
+    after = store.config.connection()
     assert after.access_token is None and not after.loop_connected
 
 
@@ -326,101 +336,99 @@ def test_connection_round_trip_rotation_and_disconnect(store):
 )
 def test_save_connection_rejects_incomplete_credentials(store, kwargs):
     with pytest.raises(ValueError):
-        store.save_connection(shop="a.myshopify.com", loop_api_key="k", **kwargs)
-    assert store.connection() is None
+        store.config.save_connection(shop="a.myshopify.com", loop_api_key="k", **kwargs)
+    assert store.config.connection() is None
 
 
 def test_token_cache_needs_a_connection(store):
     with pytest.raises(StateFileError, match="holds no connection"):
-        store.save_shopify_access_token("t", "2026-01-01T00:00:00+00:00")
-    assert store.forget_loop_key() is False
+        store.config.save_shopify_access_token("t", "2026-01-01T00:00:00+00:00")
+    assert store.config.forget_loop_key() is False
 
 
 # --- settings -----------------------------------------------------------------------------------
 
 
 def test_settings_defaults_set_and_reset(store):
-    assert store.settings() == store_mod.SETTING_DEFAULTS
+    assert store.config.settings() == SETTING_DEFAULTS
     assert (
-        store.get_setting("native_exchange_tag") == "Loop Exchange"
-        and store.get_setting("exchange_tag") is None
+        store.config.get_setting("native_exchange_tag") == "Loop Exchange"
+        and store.config.get_setting("exchange_tag") is None
     )
-    store.set_setting("exchange_tag", "exchange")
-    store.set_setting("exchange_tag", "exchange-2")
-    assert store.get_setting("exchange_tag") == "exchange-2"
-    store.set_setting("exchange_tag", None)
-    assert store.get_setting("exchange_tag") is None
+    store.config.set_setting("exchange_tag", "exchange")
+    store.config.set_setting("exchange_tag", "exchange-2")
+    assert store.config.get_setting("exchange_tag") == "exchange-2"
+    store.config.set_setting("exchange_tag", None)
+    assert store.config.get_setting("exchange_tag") is None
     with pytest.raises(ConfigError, match="Unknown setting"):
-        store.get_setting("bogus")
-    assert store.setting("preorder_tag") == "pre-order"
+        store.config.get_setting("bogus")
+    assert store.config.get_setting("preorder_tag") == "pre-order"
 
 
 # --- scans and the cursor -----------------------------------------------------------------------
 
 
 def test_scan_lifecycle_and_cursor(store):
-    assert store.cursor() is None and store.last_scan() is None
-    s1 = store.scan_started(since="2026-01-01T00:00:00+00:00")
-    store.scan_finished(s1, "pending", {"held": 1}, None)
-    assert store.cursor() is None  # not given: not advanced
-    s2 = store.scan_started(since=None)
-    store.scan_finished(s2, "ok", {"held": 2}, "2026-01-05T00:00:00+00:00")
-    assert store.cursor().isoformat() == "2026-01-05T00:00:00+00:00"
-    s3 = store.scan_started(since=None, dry_run=True)
-    assert store.scan_started(since=None) > s3  # s3 was left running: now it is marked crashed
-    assert [s.outcome for s in store.scans()][1:] == ["crashed", "ok", "pending"]
-    last = store.last_scan(include_dry_runs=False)
+    assert store.ledger.cursor() is None and store.ledger.last_scan() is None
+    s1 = store.ledger.scan_started(since="2026-01-01T00:00:00+00:00")
+    store.ledger.scan_finished(s1, "pending", {"held": 1}, None)
+    assert store.ledger.cursor() is None  # not given: not advanced
+    s2 = store.ledger.scan_started(since=None)
+    store.ledger.scan_finished(s2, "ok", {"held": 2}, "2026-01-05T00:00:00+00:00")
+    assert store.ledger.cursor().isoformat() == "2026-01-05T00:00:00+00:00"
+    s3 = store.ledger.scan_started(since=None, dry_run=True)
+    assert store.ledger.scan_started(since=None) > s3  # s3 was left running: now it is marked crashed
+    assert _column(store, "SELECT outcome FROM scans ORDER BY id DESC")[1:] == ["crashed", "ok", "pending"]
+    last = store.ledger.last_scan(include_dry_runs=False)
     assert last.outcome == "running" and last.cursor_before == "2026-01-05T00:00:00+00:00"
-    store.scan_finished(last.id, "ok", {}, "2026-01-04T00:00:00+00:00")
-    assert store.cursor().isoformat() == "2026-01-05T00:00:00+00:00"  # never moves backwards
-    scan = store.scans()[1]
-    assert scan.dry_run and scan.finished_at is not None
-    assert store.scans()[-1].counters == {"held": 1}
+    store.ledger.scan_finished(last.id, "ok", {}, "2026-01-04T00:00:00+00:00")
+    assert store.ledger.cursor().isoformat() == "2026-01-05T00:00:00+00:00"  # never moves backwards
+    assert _column(store, "SELECT dry_run AND finished_at IS NOT NULL FROM scans WHERE id = ?", s3) == [1]
+    assert _column(store, "SELECT counters FROM scans WHERE id = ?", s1) == ['{"held": 1}']
 
 
 def test_scan_finished_is_atomic(store):
     with pytest.raises(NotFoundError):
-        store.scan_finished(999, "ok", {}, "2026-01-05T00:00:00+00:00")
-    assert store.cursor() is None  # the cursor update was rolled back with it
+        store.ledger.scan_finished(999, "ok", {}, "2026-01-05T00:00:00+00:00")
+    assert store.ledger.cursor() is None  # the cursor update was rolled back with it
     with pytest.raises(ValueError):
-        store.scan_finished(1, "running")
+        store.ledger.scan_finished(1, "running")
 
 
 # --- decisions and actions ----------------------------------------------------------------------
 
 
 def test_decisions(store):
-    scan = store.scan_started(since=None)
-    store.record_decision(scan, O1, "#EXC-1", "hold", "variant on pre-order")
-    store.record_decision(None, O1, "#EXC-1", "manual_release_respected", "released by hand")
-    store.record_decision(scan, O2, "#1002", "not_exchange", "no EXC- prefix")
-    assert [(d.decision, d.scan_id) for d in store.decisions_for(O1)] == [
-        ("hold", scan),
-        ("manual_release_respected", None),
-    ]
-    assert len(store.decisions_in_scan(scan)) == 2
+    scan = store.ledger.scan_started(since=None)
+    store.ledger.record_decision(scan, O1, "#EXC-1", "hold", "variant on pre-order")
+    store.ledger.record_decision(None, O1, "#EXC-1", "manual_release_respected", "released by hand")
+    store.ledger.record_decision(scan, O2, "#1002", "not_exchange", "no EXC- prefix")
+    rows = store.db.execute("SELECT decision, scan_id FROM decisions WHERE order_id = ? ORDER BY id", [O1])
+    assert rows.fetchall() == [("hold", scan), ("manual_release_respected", None)]
+    assert _column(store, "SELECT count(*) FROM decisions WHERE scan_id = ?", scan) == [2]
     with pytest.raises(ValueError):
-        store.record_decision(scan, O1, None, "Held!", "x")
+        store.ledger.record_decision(scan, O1, None, "Held!", "x")
 
 
 def test_intent_and_result_round_trip(store):
-    scan = store.scan_started(since=None)
-    hold = store.begin_action("hold", O1, FO1, f"hold:{FO1}", {"lines": [["x", 2]]}, scan_id=scan)
-    note = store.begin_action("note", O1, "123", "note:123", {"content": "[loopsync] ..."})
-    assert [a.id for a in store.open_intents()] == [hold, note]
-    store.finish_action(hold, "done", {"hold_id": "gid://shopify/FulfillmentHold/9"})
-    store.finish_action(note, "unknown", None)
-    assert store.open_intents() == []
-    done = store.action(hold)
+    scan = store.ledger.scan_started(since=None)
+    hold = store.ledger.begin_action("hold", O1, FO1, f"hold:{FO1}", {"lines": [["x", 2]]}, scan_id=scan)
+    note = store.ledger.begin_action("note", O1, "123", "note:123", {"content": "[loopsync] ..."})
+    assert [a.id for a in store.ledger.open_intents()] == [hold, note]
+    store.ledger.finish_action(hold, "done", {"hold_id": "gid://shopify/FulfillmentHold/9"})
+    store.ledger.finish_action(note, "unknown", None)
+    assert store.ledger.open_intents() == []
+    done = store.ledger.last_action_for_key(f"hold:{FO1}")
+    assert done.id == hold
     assert done.status == "done" and done.result == {"hold_id": "gid://shopify/FulfillmentHold/9"}
     assert done.payload == {"lines": [["x", 2]]} and done.scan_id == scan and done.finished_at
-    assert [a.kind for a in store.actions_for(O1)] == ["hold", "note"]
-    assert store.last_action_for_key("note:123").status == "unknown"
+    assert _column(store, "SELECT kind FROM actions WHERE order_id = ? ORDER BY id", O1) == ["hold", "note"]
+    assert store.ledger.last_action_for_key("note:123").status == "unknown"
     with pytest.raises(NotFoundError):
-        store.finish_action(999, "done")
+        store.ledger.finish_action(999, "done")
     for bad in [
-        lambda: store.begin_action("delete", O1, "t", "k"),
-        lambda: store.finish_action(hold, "intent"),
+        lambda: store.ledger.begin_action("delete", O1, "t", "k"),
+        lambda: store.ledger.finish_action(hold, "intent"),
     ]:
         with pytest.raises(ValueError):
             bad()
@@ -428,7 +436,7 @@ def test_intent_and_result_round_trip(store):
 
 def test_intent_may_not_hide_inside_a_transaction(store):
     with pytest.raises(RuntimeError), store.transaction():
-        store.begin_action("tag", O1, "pre-order", "tag:o1")
+        store.ledger.begin_action("tag", O1, "pre-order", "tag:o1")
 
 
 def test_intent_survives_a_sigkill_before_the_result(path):
@@ -437,13 +445,13 @@ def test_intent_survives_a_sigkill_before_the_result(path):
         import os, signal
         from loopsync.store import Store
         s = Store.open({str(path)!r})
-        s.begin_action("hold", {O1!r}, {FO1!r}, "hold:{FO1}", {{"n": 1}})
+        s.ledger.begin_action("hold", {O1!r}, {FO1!r}, "hold:{FO1}", {{"n": 1}})
         os.kill(os.getpid(), signal.SIGKILL)  # the API call would happen here
     """
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, timeout=30)
     assert proc.returncode == -signal.SIGKILL
     with Store.open(path) as s:
-        [intent] = s.open_intents()
+        [intent] = s.ledger.open_intents()
         assert (intent.kind, intent.key, intent.status, intent.payload) == (
             "hold",
             f"hold:{FO1}",
@@ -465,7 +473,7 @@ def _hold(store, fo=FO1, order=O1, **kw):
         variant_ids=[V2, V1, V1],
     )
     args.update(kw)
-    return store.upsert_hold(fo, **args)
+    return store.holds.upsert_hold(fo, **args)
 
 
 def test_holds(store):
@@ -474,28 +482,28 @@ def test_holds(store):
     again = _hold(store, window="Summer", placed_at="2026-02-01T00:00:00+00:00")
     assert again.window == "Summer" and again.placed_at == "2026-01-01T00:00:00+00:00"
     _hold(store, fo=FO2, order=O2)
-    assert [h.fulfillment_order_id for h in store.active_holds()] == [FO1, FO2]
-    released = store.mark_hold_released(FO1, "scan", "2026-03-01T00:00:00+00:00")
+    assert [h.fulfillment_order_id for h in store.holds.active_holds()] == [FO1, FO2]
+    released = store.holds.mark_hold_released(FO1, "scan", "2026-03-01T00:00:00+00:00")
     assert (released.status, released.released_by, released.released_at) == (
         "released",
         "scan",
         "2026-03-01T00:00:00+00:00",
     )
-    assert store.mark_hold_released(FO2, "manual").status == "released_manually"
-    assert store.active_holds() == []
-    assert [h.status for h in store.holds_for_order(O1)] == ["released"]
+    assert store.holds.mark_hold_released(FO2, "manual").status == "released_manually"
+    assert store.holds.active_holds() == []
+    assert [h.status for h in store.holds.holds_for_order(O1)] == ["released"]
     replaced = _hold(store, placed_at="2026-04-01T00:00:00+00:00")  # held again later: a fresh hold
     assert replaced.status == "active" and replaced.released_at is None
     assert replaced.placed_at == "2026-04-01T00:00:00+00:00"
     with pytest.raises(NotFoundError):
-        store.mark_hold_released("gid://shopify/FulfillmentOrder/404", "scan")
+        store.holds.mark_hold_released("gid://shopify/FulfillmentOrder/404", "scan")
     with pytest.raises(ValueError):
-        store.mark_hold_released(FO1, "robot")
-    assert store.mark_hold_released(FO1, "external").status == "released_externally"
+        store.holds.mark_hold_released(FO1, "robot")
+    assert store.holds.mark_hold_released(FO1, "external").status == "released_externally"
 
 
 def test_orders(store):
-    row = store.upsert_order(
+    row = store.orders.upsert_order(
         O1,
         name="#EXC-1",
         kind="separate",
@@ -505,10 +513,10 @@ def test_orders(store):
         seen_at="2026-01-01T00:00:00+00:00",
     )
     assert (row.state, row.attempts, row.first_seen) == ("pending", 1, "2026-01-01T00:00:00+00:00")
-    row = store.upsert_order(O1, state="pending", count_attempt=True)
+    row = store.orders.upsert_order(O1, state="pending", count_attempt=True)
     assert row.attempts == 2 and row.pending_reason == "no return yet" and row.name == "#EXC-1"
-    assert [o.order_id for o in store.pending_orders()] == [O1]
-    row = store.upsert_order(
+    assert [o.order_id for o in store.orders.pending_orders()] == [O1]
+    row = store.orders.upsert_order(
         O1,
         state="held",
         window="Spring",
@@ -523,51 +531,51 @@ def test_orders(store):
         "2026-01-01T00:00:00+00:00",
     )
     assert row.return_id == "77" and row.note_posted_at and row.tagged_at and row.kind == "separate"
-    assert store.pending_orders() == [] and [o.order_id for o in store.held_orders()] == [O1]
-    assert store.order_by_name("exc-1").order_id == O1
-    assert store.order_by_name("#EXC-1").order_id == O1 and store.order_by_name("EXC-2") is None
-    assert not store.is_manually_released(O1)
-    store.mark_manual_release(O1)
-    assert store.is_manually_released(O1) and store.order(O1).state == "manually_released"
-    store.mark_manual_release(O2, name="#1002")  # never seen by a scan
-    assert store.is_manually_released(O2) and store.order(O2).name == "#1002"
-    assert not store.is_manually_released("gid://shopify/Order/404")
-    store.upsert_order(O1, window=None)
-    assert store.order(O1).window is None and store.order(O1).manual_release
+    assert store.orders.pending_orders() == [] and [o.order_id for o in store.orders.held_orders()] == [O1]
+    assert store.orders.order_by_name("exc-1").order_id == O1
+    assert store.orders.order_by_name("#EXC-1").order_id == O1 and store.orders.order_by_name("EXC-2") is None
+    assert not store.orders.is_manually_released(O1)
+    store.orders.mark_manual_release(O1)
+    assert store.orders.is_manually_released(O1) and store.orders.order(O1).state == "released_manually"
+    store.orders.mark_manual_release(O2, name="#1002")  # never seen by a scan
+    assert store.orders.is_manually_released(O2) and store.orders.order(O2).name == "#1002"
+    assert not store.orders.is_manually_released("gid://shopify/Order/404")
+    store.orders.upsert_order(O1, window=None)
+    assert store.orders.order(O1).window is None and store.orders.order(O1).manual_release
     for bad in [{"kind": "merged"}, {"state": "Held Now"}, {"state": ""}]:
         with pytest.raises(ValueError):
-            store.upsert_order(O1, **bad)
+            store.orders.upsert_order(O1, **bad)
 
 
 def test_notes_are_unique_per_return_and_content(store):
     text = "[loopsync] This exchange item is on pre-order, estimated shipping: Spring."
-    assert not store.note_recorded(77, text)
-    assert store.record_note(77, text, order_id=O1, loop_note_id=5) is True
-    assert store.record_note("77", text) is False
-    assert store.note_recorded("77", text) and not store.note_recorded(78, text)
-    assert store.record_note(77, text.replace("Spring", "Summer")) is True
-    assert [n.loop_note_id for n in store.notes_for_return(77)] == ["5", None]
+    assert not store.notes.note_recorded(77, text)
+    assert store.notes.record_note(77, text, order_id=O1, loop_note_id=5) is True
+    assert store.notes.record_note("77", text) is False
+    assert store.notes.note_recorded("77", text) and not store.notes.note_recorded(78, text)
+    assert store.notes.record_note(77, text.replace("Spring", "Summer")) is True
+    assert _column(store, "SELECT loop_note_id FROM notes WHERE return_id = '77' ORDER BY id") == ["5", None]
 
 
 def test_overrides(store):
-    store.add_override(V2, " Late June ")
-    first = store.add_override(V1, "Spring", at="2026-01-01T00:00:00+00:00")
+    store.config.add_override(V2, " Late June ")
+    first = store.config.add_override(V1, "Spring", at="2026-01-01T00:00:00+00:00")
     assert first.added_at == "2026-01-01T00:00:00+00:00"
-    store.add_override(V1, "Summer")
-    assert store.overrides() == {V1: "Summer", V2: "Late June"}
-    assert [o.variant_id for o in store.override_rows()] == [V1, V2]
-    store.remove_override(V1)
+    store.config.add_override(V1, "Summer")
+    assert store.config.overrides() == {V1: "Summer", V2: "Late June"}
+    assert _column(store, "SELECT added_at FROM overrides WHERE variant_id = ?", V1) == [first.added_at]
+    store.config.remove_override(V1)
     with pytest.raises(NotFoundError, match="no pre-order override for variant"):
-        store.remove_override(V1)
+        store.config.remove_override(V1)
     with pytest.raises(ValueError):
-        store.add_override(V1, "  ")
+        store.config.add_override(V1, "  ")
 
 
 def test_naive_datetimes_are_refused(store):
     from datetime import datetime
 
     with pytest.raises(ValueError):
-        store.record_decision(None, O1, None, "hold", "x", at=datetime(2026, 1, 1))
+        store.ledger.record_decision(None, O1, None, "hold", "x", at=datetime(2026, 1, 1))
 
 
 # --- the scan lock ------------------------------------------------------------------------------
@@ -638,7 +646,7 @@ def test_lock_is_exclusive_within_a_process_and_reusable(path):
 
 
 def test_order_outcomes_and_returns(store):
-    store.record_order_outcome(
+    store.orders.record_order_outcome(
         order_id=O1,
         name="#EXC-1",
         kind="separate",
@@ -646,7 +654,7 @@ def test_order_outcomes_and_returns(store):
         window="Spring",
         pending_reason="Loop return not found yet",
     )
-    row = store.record_order_outcome(
+    row = store.orders.record_order_outcome(
         order_id=O1,
         name="#EXC-1",
         kind="separate",
@@ -655,33 +663,33 @@ def test_order_outcomes_and_returns(store):
         pending_reason="Loop return not found yet",
     )
     assert (row.state, row.attempts, row.pending_reason) == ("pending", 2, "Loop return not found yet")
-    assert store.return_for_order(O1) is None and store.return_for_order(O2) is None
-    store.set_order_return(O1, 77)
-    row = store.record_order_outcome(
+    assert store.orders.return_for_order(O1) is None and store.orders.return_for_order(O2) is None
+    store.orders.set_order_return(O1, 77)
+    row = store.orders.record_order_outcome(
         order_id=O1, name="#EXC-1", kind="separate", state="held", window="Spring", pending_reason=None
     )
     assert (row.state, row.attempts, row.pending_reason, row.return_id) == ("held", 0, None, "77")
-    assert store.return_for_order(O1) == "77"
+    assert store.orders.return_for_order(O1) == "77"
 
 
 def test_orders_needing_attention_and_forgetting_one(store):
     o3, o4, o5 = "gid://shopify/Order/3", "gid://shopify/Order/4", "gid://shopify/Order/5"
-    store.upsert_order(O1, state="pending")
-    store.upsert_order(O2, state="held")
+    store.orders.upsert_order(O1, state="pending")
+    store.orders.upsert_order(O2, state="held")
     _hold(store, fo=FO2, order=o3)
-    store.begin_action("tag", o4, "pre-order", "tag:o4")
-    store.upsert_order(o5, state="not_exchange")
-    assert store.order_ids_needing_attention() == sorted([O1, O2, o3, o4])
-    store.forget_order(o3, reason="order no longer exists in Shopify")
-    store.forget_order(o4, reason="order no longer exists in Shopify")
-    assert store.order_ids_needing_attention() == [O1, O2]
-    assert store.hold(FO2).status == "released_externally"
-    assert store.open_intents() == [] and store.actions_for(o4)[0].status == "unknown"
-    assert [d.decision for d in store.decisions_for(o3)] == ["gone"]
+    store.ledger.begin_action("tag", o4, "pre-order", "tag:o4")
+    store.orders.upsert_order(o5, state="not_exchange")
+    assert store.orders.order_ids_needing_attention() == sorted([O1, O2, o3, o4])
+    store.orders.forget_order(o3, reason="order no longer exists in Shopify")
+    store.orders.forget_order(o4, reason="order no longer exists in Shopify")
+    assert store.orders.order_ids_needing_attention() == [O1, O2]
+    assert store.holds.hold(FO2).status == "released_externally"
+    assert store.ledger.open_intents() == [] and store.ledger.last_action_for_key("tag:o4").status == "unknown"
+    assert _column(store, "SELECT decision FROM decisions WHERE order_id = ?", o3) == ["gone"]
 
 
 def test_open_intents_for_one_order(store):
-    a = store.begin_action("tag", O1, "pre-order", "tag:o1")
-    store.begin_action("tag", O2, "pre-order", "tag:o2")
-    assert [i.id for i in store.open_intents(order_id=O1)] == [a]
-    assert len(store.open_intents()) == 2
+    a = store.ledger.begin_action("tag", O1, "pre-order", "tag:o1")
+    store.ledger.begin_action("tag", O2, "pre-order", "tag:o2")
+    assert [i.id for i in store.ledger.open_intents(order_id=O1)] == [a]
+    assert len(store.ledger.open_intents()) == 2

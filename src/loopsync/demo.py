@@ -31,7 +31,7 @@ def _notes_table(store, loop: LoopClient) -> Table:
     table.add_column("Loop return", no_wrap=True)
     table.add_column("Exchange", no_wrap=True)
     table.add_column("Note")
-    for order in store.held_orders():
+    for order in store.orders.held_orders():
         if order.return_id is None:
             continue
         for note in loop.notes(order.return_id):
@@ -99,7 +99,7 @@ def run_demo(*, keep_db: Path | None = None) -> None:
         report = service.scan(store)
         render.out().print(render.scan_table(report) or "nothing to do")
         render.out().print(render.scan_summary(report))
-        shopify, loop = service.clients(store, store.connection())
+        shopify, loop = service.clients(store, store.config.connection())
         exchanges = [o.order_id for o in report.outcomes if o.kind]
         render.out().print(_shopify_table(shopify, exchanges, "In Shopify now (read back through the Admin API)"))
         render.out().print(_notes_table(store, loop))

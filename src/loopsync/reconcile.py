@@ -191,7 +191,7 @@ class Reconciler:
         if stop is not None:
             self._stop = stop
         if not self.dry_run:
-            self.scan_id = self.store.scan_started(since=since)
+            self.scan_id = self.store.ledger.scan_started(since=since)
             report.scan_id = self.scan_id
         try:
             self._scan(report, progress)
@@ -202,7 +202,7 @@ class Reconciler:
                 report.outcomes.append(partial)
             report.interrupted = signal.Signals(signum).name
             if self.scan_id is not None:
-                self.store.scan_finished(
+                self.store.ledger.scan_finished(
                     self.scan_id,
                     outcome="interrupted",
                     counters=self._counters(report),
@@ -211,7 +211,7 @@ class Reconciler:
             raise ScanInterrupted(report, signum) from None
         except BaseException as exc:
             if self.scan_id is not None:
-                self.store.scan_finished(
+                self.store.ledger.scan_finished(
                     self.scan_id, outcome="failed", counters=self._counters(report), error=type(exc).__name__
                 )
             raise
@@ -220,7 +220,7 @@ class Reconciler:
             # The cursor moves only after a finished scan, and only to a
             # timestamp Shopify itself reported: this machine's clock is never
             # compared with Shopify's.
-            self.store.scan_finished(
+            self.store.ledger.scan_finished(
                 self.scan_id, outcome=outcome, counters=self._counters(report), new_cursor=report.new_cursor
             )
         return report
@@ -228,7 +228,7 @@ class Reconciler:
     def _since(self, since: datetime | None) -> datetime:
         if since is not None:
             return _utc(since)
-        cursor = self.store.cursor()
+        cursor = self.store.ledger.cursor()
         if cursor is not None:
             return _utc(cursor) - self.options.overlap
         return self.clock() - self.options.lookback
@@ -254,16 +254,16 @@ class Reconciler:
         # Level-triggered: orders we are waiting on or were interrupted acting
         # on are read in full every scan, whether Shopify reports them as
         # updated or not.
-        wanted.update(p.order_id for p in self.store.pending_orders())
-        wanted.update(i.order_id for i in self.store.open_intents())
+        wanted.update(p.order_id for p in self.store.orders.pending_orders())
+        wanted.update(i.order_id for i in self.store.ledger.open_intents())
         # An order whose note waits for its Loop return is held and costs nothing until
         # its next lookup is due (or Shopify reports it updated, above).
-        wanted.update(self.store.note_retries_due(self.clock()))
+        wanted.update(self.store.orders.note_retries_due(self.clock()))
         holds_by_order: dict[str, list] = {}
-        for row in self.store.active_holds():
+        for row in self.store.holds.active_holds():
             holds_by_order.setdefault(row.order_id, []).append(row)
-        wanted.update(set(self.store.order_ids_needing_attention()) - set(holds_by_order))
-        unheld = {o.order_id for o in self.store.orders_left_unheld()}
+        wanted.update(set(self.store.orders.order_ids_needing_attention()) - set(holds_by_order))
+        unheld = {o.order_id for o in self.store.orders.orders_left_unheld()}
         report.known_unheld = frozenset(unheld)
         if self.loop is not None:
             # Exchanges a disconnected scan left unheld are held once Loop is back,
@@ -277,7 +277,7 @@ class Reconciler:
         # the order): a store with hundreds of held orders pays for a variant
         # lookup each scan, not for hundreds of full orders. A hold released or
         # an order changed in the admin bumps updatedAt, so the first pass sees it.
-        overrides = self.store.overrides()
+        overrides = self.store.config.overrides()
         shipped = {
             order_id
             for order_id, rows in holds_by_order.items()
@@ -304,7 +304,7 @@ class Reconciler:
             if order is not None:
                 found[order_id] = order
             elif not self.dry_run:
-                self.store.forget_order(order_id, reason="order no longer exists in Shopify")
+                self.store.orders.forget_order(order_id, reason="order no longer exists in Shopify")
         return found
 
     def _counters(self, report: ScanReport) -> dict[str, int]:
@@ -382,7 +382,7 @@ class Reconciler:
 
     def _reconcile(self, order: Order, kind: str | None, outcome: OrderOutcome) -> None:
         self._settle_interrupted(order)
-        overrides = self.store.overrides()
+        overrides = self.store.config.overrides()
         preorder = detect.preorder_lines(order, kind, self._variants, overrides) if kind else []
         preorder_line_ids = {p.line_item.id for p in preorder}
 
@@ -398,7 +398,7 @@ class Reconciler:
                 outcome.decision, outcome.reason = "no_preorder_items", "no exchange item is on pre-order"
             return
         outcome.window = detect.combined_window([p.window for p in preorder])
-        if self.store.is_manually_released(order.id):
+        if self.store.orders.is_manually_released(order.id):
             outcome.decision = "manual_release_respected"
             outcome.reason = "support released this order by hand; loopsync leaves it alone"
             return
@@ -476,7 +476,7 @@ class Reconciler:
                 # and report it as what it is, a hold this scan made sure of.
                 found = self._find_our_hold(order, fo.id)
                 if found is None:
-                    self.store.finish_action(action_id, "unknown", {"duplicate": True, "hold_id": None})
+                    self.store.ledger.finish_action(action_id, "unknown", {"duplicate": True, "hold_id": None})
                     outcome.pending = f"Shopify says loopsync's hold is on {fo.id}, but it could not be read back"
                     continue
                 held_fo, hold_id = found
@@ -485,7 +485,7 @@ class Reconciler:
                 outcome.actions.append(Action("hold", held_fo, detail))
             else:
                 message = "; ".join(f"{e.code or 'ERROR'}: {e.message}" for e in result.user_errors)
-                self.store.finish_action(action_id, "failed", {"user_errors": message})
+                self.store.ledger.finish_action(action_id, "failed", {"user_errors": message})
                 outcome.actions.append(Action("hold", fo.id, message, "failed"))
                 outcome.pending = f"Shopify refused the hold on {fo.id}: {message}"
 
@@ -510,7 +510,7 @@ class Reconciler:
     ) -> None:
         if self.dry_run:
             return
-        self.store.upsert_hold(
+        self.store.holds.upsert_hold(
             fulfillment_order_id=fo_id or fo.id,
             order_id=order.id,
             order_name=order.name,
@@ -539,16 +539,16 @@ class Reconciler:
                 self._release(order, fo, hold.id, "scan", outcome, "its pre-order item shipped")
         # A hold the ledger calls active but Shopify no longer shows was lifted
         # by someone else (a merchant in the admin): respect that decision.
-        for row in self.store.holds_for_order(order.id):
+        for row in self.store.holds.holds_for_order(order.id):
             if row.status != "active" or row.fulfillment_order_id in ours_at_shopify or self.dry_run:
                 continue
-            ours = self.store.last_action_for_key(f"release:{row.hold_id}") if row.hold_id else None
+            ours = self.store.ledger.last_action_for_key(f"release:{row.hold_id}") if row.hold_id else None
             if ours is not None and ours.status != "failed":
                 # We sent that release ourselves and crashed before writing it down.
-                self.store.mark_hold_released(row.fulfillment_order_id, by="scan", at=self.clock())
+                self.store.holds.mark_hold_released(row.fulfillment_order_id, by="scan", at=self.clock())
                 continue
-            self.store.mark_hold_released(row.fulfillment_order_id, by="external", at=self.clock())
-            self.store.mark_manual_release(order.id)
+            self.store.holds.mark_hold_released(row.fulfillment_order_id, by="external", at=self.clock())
+            self.store.orders.mark_manual_release(order.id)
             outcome.actions.append(
                 Action("release", row.fulfillment_order_id, "hold was released outside loopsync", "observed")
             )
@@ -563,12 +563,12 @@ class Reconciler:
         )
         if errors:
             message = "; ".join(f"{e.code or 'ERROR'}: {e.message}" for e in errors)
-            self.store.finish_action(action_id, "failed", {"user_errors": message})
+            self.store.ledger.finish_action(action_id, "failed", {"user_errors": message})
             outcome.actions.append(Action("release", fo.id, message, "failed"))
             outcome.pending = f"Shopify refused to release the hold on {fo.id}: {message}"
             return
         self._done("release", action_id, {"hold_id": hold_id})
-        self.store.mark_hold_released(fo.id, by=by, at=self.clock())
+        self.store.holds.mark_hold_released(fo.id, by=by, at=self.clock())
         outcome.actions.append(Action("release", fo.id, why))
         if outcome.decision in ("ignored", "no_preorder_items"):
             outcome.decision, outcome.reason = "released", why
@@ -588,15 +588,15 @@ class Reconciler:
         if kind in _NEEDS_LOOP and self.loop is not None:
             self._check_still_connected()
         failpoints.reached(f"{kind}.before")
-        action_id = self.store.begin_action(kind, order_id, target, key, payload, scan_id=self.scan_id)
+        action_id = self.store.ledger.begin_action(kind, order_id, target, key, payload, scan_id=self.scan_id)
         failpoints.reached(f"{kind}.intent")
         try:
             answer = call()
         except OutcomeUnknownError:
-            self.store.finish_action(action_id, "unknown", {"error": "outcome unknown"})
+            self.store.ledger.finish_action(action_id, "unknown", {"error": "outcome unknown"})
             raise
         except ApiError:
-            self.store.finish_action(action_id, refused, {"error": "request failed"})
+            self.store.ledger.finish_action(action_id, refused, {"error": "request failed"})
             raise
         failpoints.reached(f"{kind}.sent")
         return action_id, answer
@@ -604,13 +604,13 @@ class Reconciler:
     def _check_still_connected(self) -> None:
         """`disconnect` may have run since this scan read the connection: one read of the
         state file before each hold, tag and note means nothing new is started after it."""
-        conn = self.store.connection()
+        conn = self.store.config.connection()
         if conn is None or not conn.loop_connected:
             self.loop = None
             raise _LoopDisconnected()
 
     def _done(self, kind: str, action_id: int, result: dict) -> None:
-        self.store.finish_action(action_id, "done", result)
+        self.store.ledger.finish_action(action_id, "done", result)
         failpoints.reached(f"{kind}.recorded")
 
     # -- tag ------------------------------------------------------------------
@@ -627,7 +627,7 @@ class Reconciler:
         )
         if errors:
             message = "; ".join(e.message for e in errors)
-            self.store.finish_action(action_id, "failed", {"user_errors": message})
+            self.store.ledger.finish_action(action_id, "failed", {"user_errors": message})
             outcome.pending = f"Shopify refused the tag: {message}"
             return
         self._done("tag", action_id, {"tag": tag})
@@ -638,18 +638,18 @@ class Reconciler:
     def _ensure_note(self, order: Order, kind: str, outcome: OrderOutcome) -> None:
         assert self.loop is not None
         content = detect.note_text(self.options.note_label, outcome.window or "to be confirmed")
-        return_id = self.store.return_for_order(order.id) or self._find_return(order, kind)
+        return_id = self.store.orders.return_for_order(order.id) or self._find_return(order, kind)
         if return_id is None:
             self._wait_for_return(order, outcome)
             return
         if not self.dry_run:
-            self.store.set_order_return(order.id, return_id)
-            self.store.clear_note_wait(order.id)
+            self.store.orders.set_order_return(order.id, return_id)
+            self.store.orders.clear_note_wait(order.id)
         self._post_note(order, return_id, content, outcome)
 
     def _wait_for_return(self, order: Order, outcome: OrderOutcome) -> None:
         """No Loop return yet: the hold stays, and the note is looked for again later, less and less often."""
-        row = self.store.order(order.id)
+        row = self.store.orders.order(order.id)
         wait = detect.note_retry(
             row.note_attempts if row else 0,
             _moment(row.note_first_missed_at) if row else None,
@@ -672,7 +672,7 @@ class Reconciler:
         else:
             outcome.waiting = f"Loop return not found yet (lookup {wait.attempts}; next {next_try})"
         if not self.dry_run:
-            self.store.set_note_wait(
+            self.store.orders.set_note_wait(
                 order.id,
                 attempts=wait.attempts,
                 first_missed_at=wait.first_missed_at,
@@ -683,12 +683,12 @@ class Reconciler:
     def _post_note(self, order: Order, return_id: int | str, content: str, outcome: OrderOutcome) -> None:
         """Post ``content`` on the return once: not if the ledger or Loop's own list already has it."""
         assert self.loop is not None
-        if self.store.note_recorded(return_id, content) and not self.dry_run:
+        if self.store.notes.note_recorded(return_id, content) and not self.dry_run:
             return
         existing = self.loop.notes(return_id)
         if any(n.content == content for n in existing):
             if not self.dry_run:
-                self.store.record_note(return_id, content, order_id=order.id)
+                self.store.notes.record_note(return_id, content, order_id=order.id)
             return
         if self.dry_run:
             outcome.actions.append(Action("note", str(return_id), f"would post: {content}", "planned"))
@@ -701,7 +701,7 @@ class Reconciler:
             refused="failed",
         )
         self._done("note", action_id, {"return_id": return_id})
-        self.store.record_note(return_id, content, order_id=order.id)
+        self.store.notes.record_note(return_id, content, order_id=order.id)
         outcome.actions.append(Action("note", str(return_id), content))
 
     def _ensure_release_note(self, order: Order, outcome: OrderOutcome) -> None:
@@ -715,23 +715,23 @@ class Reconciler:
         if self.dry_run:
             due = bool(released_now)
         else:
-            due = self.store.release_note_due(order.id)
+            due = self.store.orders.release_note_due(order.id)
         if not due:
             return
         still_held = any(fo.our_hold is not None and fo.id not in released_now for fo in order.fulfillment_orders)
         still_recorded = any(
             r.status == "active" and r.fulfillment_order_id not in released_now
-            for r in self.store.holds_for_order(order.id)
+            for r in self.store.holds.holds_for_order(order.id)
         )
         if still_held or still_recorded:
             return  # another of our holds waits for its own pre-order: not ready yet
-        return_id = self.store.return_for_order(order.id)
+        return_id = self.store.orders.return_for_order(order.id)
         # Not posted (and not owed any more) when it is switched off, when Loop is
         # disconnected, or when no return ever received the pre-order note.
         if self.options.release_note and self.loop is not None and return_id is not None:
             self._post_note(order, return_id, detect.release_note_text(self.options.note_label), outcome)
         if not self.dry_run:
-            self.store.clear_release_note_due(order.id)
+            self.store.orders.clear_release_note_due(order.id)
 
     def _find_return(self, order: Order, kind: str) -> int | None:
         assert self.loop is not None
@@ -784,35 +784,35 @@ class Reconciler:
         """
         if self.dry_run:
             return
-        for intent in self.store.open_intents(order_id=order.id):
+        for intent in self.store.ledger.open_intents(order_id=order.id):
             if intent.kind == "hold":
                 fo = next((f for f in order.fulfillment_orders if f.id == intent.target), None)
                 hold = fo.our_hold if fo else None
                 if hold is None:
                     # The split may have moved our hold: look on every FO.
                     hold = next((f.our_hold for f in order.fulfillment_orders if f.our_hold), None)
-                self.store.finish_action(
+                self.store.ledger.finish_action(
                     intent.id, "done" if hold else "failed", {"recovered": True, "hold_id": hold.id if hold else None}
                 )
             elif intent.kind == "tag":
                 present = any(t.lower() == str(intent.target).lower() for t in order.tags)
-                self.store.finish_action(intent.id, "done" if present else "failed", {"recovered": True})
+                self.store.ledger.finish_action(intent.id, "done" if present else "failed", {"recovered": True})
             elif intent.kind == "release":
                 hold_id = (intent.payload or {}).get("hold_id")
                 still = any(h.id == hold_id for fo in order.fulfillment_orders for h in fo.holds)
                 if not still:
-                    self.store.mark_hold_released(intent.target, by="scan", at=self.clock())
-                self.store.finish_action(intent.id, "failed" if still else "done", {"recovered": True})
+                    self.store.holds.mark_hold_released(intent.target, by="scan", at=self.clock())
+                self.store.ledger.finish_action(intent.id, "failed" if still else "done", {"recovered": True})
             elif intent.kind == "note":
                 # Settled by _ensure_note, which reads Loop's notes list.
-                self.store.finish_action(intent.id, "unknown", {"recovered": True})
+                self.store.ledger.finish_action(intent.id, "unknown", {"recovered": True})
 
     # -- record ---------------------------------------------------------------
 
     def _record(self, order: Order, outcome: OrderOutcome) -> None:
         if self.dry_run or (outcome.kind is None and not outcome.actions):
             return
-        row = self.store.record_order_outcome(
+        row = self.store.orders.record_order_outcome(
             order_id=order.id,
             name=order.name,
             kind=outcome.kind,
@@ -821,8 +821,8 @@ class Reconciler:
             pending_reason=outcome.pending,
         )
         if row.note_next_retry_at is not None and outcome.note_wait is None and outcome.decision in _NO_NOTE_NEEDED:
-            self.store.clear_note_wait(order.id)
-        self.store.record_decision(
+            self.store.orders.clear_note_wait(order.id)
+        self.store.ledger.record_decision(
             scan_id=self.scan_id,
             order_id=order.id,
             order_name=order.name,
@@ -844,8 +844,8 @@ class Reconciler:
             raise NotFoundError(f"No order '{ref}' was found in Shopify.")
         outcome = OrderOutcome(order_id=order.id, order_name=order.name, kind=self._kind(order))
         if not self.dry_run:
-            self.store.mark_manual_release(order.id, name=order.name)
-            self.store.clear_note_wait(order.id)  # released: the "on pre-order" note is moot
+            self.store.orders.mark_manual_release(order.id, name=order.name)
+            self.store.orders.clear_note_wait(order.id)  # released: the "on pre-order" note is moot
         self._ensure_tag(order, outcome, self.options.release_tag)
         for fo in order.fulfillment_orders:
             if fo.our_hold is not None:
@@ -861,7 +861,7 @@ class Reconciler:
             outcome.pending = f"the release note was not posted; the next scan retries it ({exc.message})"
         outcome.decision = "released_manually"
         outcome.reason = "released by hand" if released else "no loopsync hold; future scans will not hold it"
-        self.store.record_decision(
+        self.store.ledger.record_decision(
             scan_id=None, order_id=order.id, order_name=order.name, decision=outcome.decision, reason=outcome.reason
         )
         return outcome

@@ -536,7 +536,7 @@ def snapshot_state(source: Path, dest: Path, *, anonymize: bool = False) -> None
     finally:
         src.close()
     with Store.open(dest) as store:
-        conn = store.connection()
+        conn = store.config.connection()
         if conn is not None:
             shop = ANONYMOUS_SHOP if anonymize else conn.shop
 
@@ -545,7 +545,7 @@ def snapshot_state(source: Path, dest: Path, *, anonymize: bool = False) -> None
                     return value
                 return re.sub(re.escape(conn.shop), ANONYMOUS_SHOP, value, flags=re.IGNORECASE)
 
-            store.save_connection(
+            store.config.save_connection(
                 shop=shop,
                 shopify_auth=conn.shopify_auth,
                 shopify_token=PLACEHOLDER if conn.shopify_token else None,
@@ -558,7 +558,7 @@ def snapshot_state(source: Path, dest: Path, *, anonymize: bool = False) -> None
             )
             if conn.access_token:
                 # The cached token's expiry decides whether the replayed run renews it.
-                store.save_shopify_access_token(PLACEHOLDER, conn.access_token_expires_at)
+                store.config.save_shopify_access_token(PLACEHOLDER, conn.access_token_expires_at)
     db = sqlite3.connect(str(dest), isolation_level=None)
     try:
         db.execute("PRAGMA secure_delete = ON")
@@ -709,7 +709,7 @@ def for_command(
     record = Path(record)
     check_record_path(record, Path(store.path) if store is not None else None)
     if shop is None and store is not None:
-        conn = store.connection()
+        conn = store.config.connection()
         shop = conn.shop if conn is not None else None
     if store is not None:
         snapshot_state(Path(store.path), state_snapshot_path(Path(record)), anonymize=anonymize)

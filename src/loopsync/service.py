@@ -108,7 +108,7 @@ def traffic(
 
 def overrides(store: Store) -> list[tuple[str, str]]:
     """The local pre-order overrides as (variant gid, window), in variant order."""
-    return sorted(store.overrides().items())
+    return sorted(store.config.overrides().items())
 
 
 def override(variant: str, window: str | None = None) -> tuple[str, str | None]:
@@ -117,16 +117,16 @@ def override(variant: str, window: str | None = None) -> tuple[str, str | None]:
 
 
 def add_override(store: Store, variant_id: str, window: str) -> None:
-    store.add_override(variant_id, window)
+    store.config.add_override(variant_id, window)
 
 
 def remove_override(store: Store, variant_id: str) -> None:
-    store.remove_override(variant_id)
+    store.config.remove_override(variant_id)
 
 
 def setting_values(store: Store) -> dict[str, str | None]:
     """Every setting and the value in force (defaults included)."""
-    return store.settings()
+    return store.config.settings()
 
 
 def options(store: Store) -> settings.Settings:
@@ -136,8 +136,8 @@ def options(store: Store) -> settings.Settings:
 
 def set_setting(store: Store, key: str, value: str | None) -> str | None:
     """Validate and store one setting (None resets it to the default); returns the value now in force."""
-    store.set_setting(key, settings.validate_change(store.settings(), key, value))
-    return store.get_setting(key)
+    store.config.set_setting(key, settings.validate_change(store.config.settings(), key, value))
+    return store.config.get_setting(key)
 
 
 def unset_setting(store: Store, key: str) -> str | None:
@@ -219,7 +219,7 @@ def connect(
     info = client.shop_info()
     _loop_client(loop_key, loop_api_url).check_key()
 
-    store.save_connection(
+    store.config.save_connection(
         shop=shop,
         shopify_auth=shopify.kind,
         shopify_token=shopify.token,
@@ -231,7 +231,7 @@ def connect(
         scopes=sorted(granted),
     )
     if issued:
-        store.save_shopify_access_token(issued["token"], issued["expires_at"])
+        store.config.save_shopify_access_token(issued["token"], issued["expires_at"])
     return ConnectResult(
         shop=shop,
         shop_name=info.get("name"),
@@ -249,7 +249,7 @@ def given_shop(shop: str | None) -> str | None:
 
 def shop_to_connect(store: Store, given: str | None) -> tuple[str, Connection | None]:
     """The shop `connect` connects (the one given, else the stored one) and the connection it replaces."""
-    stored = store.connection()
+    stored = store.config.connection()
     shop = given or (stored.shop if stored else None)
     if not shop:
         raise ConfigError("No shop given: pass --shop example.myshopify.com or set LOOPSYNC_SHOP.")
@@ -334,7 +334,7 @@ def previous_connection(store: Store, shop: str) -> Connection | None:
     A state file is one store's ledger (its holds, releases and cursor), so it is
     never re-pointed at another shop: that shop gets a state file of its own.
     """
-    previous = store.connection()
+    previous = store.config.connection()
     if previous is not None and previous.shop != shop:
         raise ConfigError(
             f"This state file is connected to {previous.shop}, not {shop}: a state file belongs to one store, "
@@ -391,7 +391,7 @@ def check_environment(conn: Connection, env: Mapping[str, str] | None = None) ->
 
 def require_connection(store: Store) -> Connection:
     """The stored connection, checked against the environment (see :func:`check_environment`)."""
-    conn = store.connection()
+    conn = store.config.connection()
     if conn is None:
         raise ConfigError("loopsync is not connected yet: run `loopsync connect` first.")
     check_environment(conn)
@@ -407,7 +407,7 @@ def status(store: Store | None, *, check_env: bool = True) -> dict:
 
     if store is None:
         return not_connected_document()
-    conn = store.connection()
+    conn = store.config.connection()
     if conn is not None and check_env:
         check_environment(conn)
     return status_document(store)
@@ -427,7 +427,7 @@ def disconnect(store: Store, *, on_wait: Callable[[], None] | None = None, timeo
     conn = require_connection(store)
     if not conn.loop_api_key:
         return False
-    store.forget_loop_key()
+    store.config.forget_loop_key()
     try:
         with store.scan_lock(wait=True, timeout=timeout, on_wait=on_wait):
             pass
@@ -465,7 +465,7 @@ def clients(store: Store, conn: Connection) -> tuple[ShopifyClient, LoopClient |
         # A token without a stated lifetime is not cached: the next run asks
         # for a fresh one rather than trusting it forever.
         if expires_at is not None:
-            store.save_shopify_access_token(token, expires_at)
+            store.config.save_shopify_access_token(token, expires_at)
 
     shopify = _shopify_client(
         conn.shop,

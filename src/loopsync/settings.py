@@ -255,23 +255,41 @@ def fingerprint(secret: str | None) -> str:
 # --- merchant settings ----------------------------------------------------------------------
 
 
+#: Settings a merchant may change, as stored (``None`` means "not set"): the one place their
+#: defaults live; the state file falls back to these and :func:`load_settings` types them.
+SETTING_DEFAULTS: dict[str, str | None] = {
+    "exchange_name_prefix": "EXC-",
+    "exchange_tag": None,
+    "native_exchange_tag": "Loop Exchange",
+    "preorder_tag": "pre-order",
+    "note_label": "loopsync",
+    "metafield_namespace": "preorder",
+    "metafield_key": "shipping_window",
+    "lookback": "7d",
+    "overlap": "10m",
+    # Post "[label] The pre-order item is ready: the hold was released." when loopsync lifts its hold.
+    "release_note": "on",
+    # `loopsync release` adds it; a scan never holds an order that carries it.
+    "release_tag": "loopsync-release",
+}
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Typed, validated merchant settings (stored with ``Store.set_setting``)."""
+    """Typed, validated merchant settings (stored with ``store.config.set_setting``); build with
+    :func:`load_settings`, which fills in :data:`SETTING_DEFAULTS`."""
 
-    exchange_name_prefix: str | None = "EXC-"
-    exchange_tag: str | None = None
-    native_exchange_tag: str | None = "Loop Exchange"
-    preorder_tag: str = "pre-order"
-    note_label: str = "loopsync"
-    metafield_namespace: str = "preorder"
-    metafield_key: str = "shipping_window"
-    lookback: timedelta = timedelta(days=7)
-    overlap: timedelta = timedelta(minutes=10)
-    # Post "[label] The pre-order item is ready: the hold was released." when loopsync lifts its hold.
-    release_note: bool = True
-    # `loopsync release` adds it; a scan never holds an order that carries it.
-    release_tag: str = "loopsync-release"
+    exchange_name_prefix: str | None
+    exchange_tag: str | None
+    native_exchange_tag: str | None
+    preorder_tag: str
+    note_label: str
+    metafield_namespace: str
+    metafield_key: str
+    lookback: timedelta
+    overlap: timedelta
+    release_note: bool
+    release_tag: str
 
 
 _SWITCH = {"on": "on", "true": "on", "yes": "on", "1": "on", "off": "off", "false": "off", "no": "off", "0": "off"}
@@ -366,22 +384,25 @@ def load_settings(store: Store | None, **flags: str | None) -> Settings:
     unknown = set(flags) - set(SETTING_DEFAULTS)
     if unknown:
         raise ConfigError(f"Unknown setting '{sorted(unknown)[0]}' (known: {', '.join(SETTING_DEFAULTS)}).")
-    raw = dict(SETTING_DEFAULTS) if store is None else store.settings()
+    raw = dict(SETTING_DEFAULTS) if store is None else store.config.settings()
     values = {key: _stored_setting(key, value) for key, value in raw.items()}
     values.update({k: validate_setting(k, v) for k, v in flags.items() if v is not None})
     check_settings(values)
+    # Blank turns an optional setting off; a required one cannot be blank, so `or` only
+    # ever supplies the default to a value that is not set.
+    filled: dict[str, str] = {key: values[key] or SETTING_DEFAULTS[key] for key in SETTING_DEFAULTS if key not in OPTIONAL_SETTINGS}
     return Settings(
         exchange_name_prefix=values["exchange_name_prefix"] or None,
         exchange_tag=values["exchange_tag"] or None,
         native_exchange_tag=values["native_exchange_tag"] or None,
-        preorder_tag=values["preorder_tag"] or "pre-order",
-        note_label=values["note_label"] or "loopsync",
-        metafield_namespace=values["metafield_namespace"] or "preorder",
-        metafield_key=values["metafield_key"] or "shipping_window",
-        lookback=parse_duration(values["lookback"] or "7d", what="lookback"),
-        overlap=parse_duration(values["overlap"] or "10m", what="overlap"),
-        release_note=(values["release_note"] or "on") == "on",
-        release_tag=values["release_tag"] or "loopsync-release",
+        preorder_tag=filled["preorder_tag"],
+        note_label=filled["note_label"],
+        metafield_namespace=filled["metafield_namespace"],
+        metafield_key=filled["metafield_key"],
+        lookback=parse_duration(filled["lookback"], what="lookback"),
+        overlap=parse_duration(filled["overlap"], what="overlap"),
+        release_note=filled["release_note"] == "on",
+        release_tag=filled["release_tag"],
     )
 
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 def status_document(store: Store) -> dict[str, Any]:
-    conn = store.connection()
+    conn = store.config.connection()
     connection = None
     if conn is not None:
         shopify_secret = conn.shopify_token or conn.client_secret or ""
@@ -25,7 +25,7 @@ def status_document(store: Store) -> dict[str, Any]:
             "connected_at": conn.connected_at,
             "loop_disconnected_at": conn.loop_disconnected_at,
         }
-    last = store.last_scan()
+    last = store.ledger.last_scan()
     return {
         "connection": connection,
         "last_scan": (
@@ -39,7 +39,7 @@ def status_document(store: Store) -> dict[str, Any]:
             if last
             else None
         ),
-        "cursor": store.cursor(),
+        "cursor": store.ledger.cursor(),
         "held": [
             {
                 "order_id": h.order_id,
@@ -49,13 +49,13 @@ def status_document(store: Store) -> dict[str, Any]:
                 "window": h.window,
                 "placed_at": h.placed_at,
             }
-            for h in store.active_holds()
+            for h in store.holds.active_holds()
         ],
         "pending": pending(store),
         # Pre-order exchanges no hold protects: Loop was disconnected when a scan saw them.
         "unheld": [
             {"order_id": u.order_id, "order": u.name, "window": u.window, "seen_at": u.last_seen}
-            for u in store.orders_left_unheld()
+            for u in store.orders.orders_left_unheld()
         ],
     }
 
@@ -73,10 +73,10 @@ def pending(store: Store) -> list[dict[str, Any]]:
             "next_retry_at": None,
             "gave_up_at": None,
         }
-        for p in store.pending_orders()
+        for p in store.orders.pending_orders()
     ]
     listed = {r["order_id"] for r in rows}
-    for w in store.note_waits():
+    for w in store.orders.note_waits():
         if w.order_id in listed:
             continue
         reason = (

@@ -224,7 +224,7 @@ def test_a_very_long_override_window_is_refused_and_one_stored_before_is_shorten
     added = run_cli(["preorders", "add", tee.id, "--window", window, "--db", str(linked)])
     failed_cleanly(added, ExitCode.USAGE, "at most 150 characters")
     with Store.open(linked) as store:
-        store.add_override(tee.id, window)  # as an older loopsync, which had no limit, stored it
+        store.config.add_override(tee.id, window)  # as an older loopsync, which had no limit, stored it
     result = run_cli(["scan", "--db", str(linked)])
     assert result.code == 0, result.output
     ret = next(r for r in sb.world.loop_returns.values() if r.order_name == "#1090")

@@ -87,7 +87,7 @@ def test_a_scan_notices_a_disconnect_before_its_next_hold_or_note(make_harness):
     harness, proc = slow_scan(make_harness, "noticed")
 
     with Store.open(harness.db) as store:
-        store.forget_loop_key()
+        store.config.forget_loop_key()
     with harness.world.lock:
         mark = len(harness.world.log)
     out, err = proc.communicate(timeout=60)
