@@ -309,7 +309,6 @@ def validate_setting(key: str, value: str | None) -> str | None:
     setting off and is returned as ``""`` so the store keeps it apart from "not set".
     """
     # Imported here, not at the top: the store brings sqlite-utils, which `loopsync --help` never needs.
-    from loopsync.store import SETTING_DEFAULTS
 
     if key not in SETTING_DEFAULTS:
         raise ConfigError(f"Unknown setting '{_shown(key)}' (known: {', '.join(SETTING_DEFAULTS)}).")
@@ -365,7 +364,6 @@ def validate_change(current: Mapping[str, str | None], key: str, value: str | No
     """:func:`validate_setting` (``None``: back to the default), then the rules between settings
     as they would be after the change."""
     # Imported here, not at the top: the store brings sqlite-utils, which `loopsync --help` never needs.
-    from loopsync.store import SETTING_DEFAULTS
 
     if key not in SETTING_DEFAULTS:
         raise ConfigError(f"Unknown setting '{key}' (known: {', '.join(SETTING_DEFAULTS)}).")
@@ -379,7 +377,6 @@ def validate_change(current: Mapping[str, str | None], key: str, value: str | No
 def load_settings(store: Store | None, **flags: str | None) -> Settings:
     """Merge flags (non-``None`` values win) over the state file over defaults, validated."""
     # Imported here, not at the top: the store brings sqlite-utils, which `loopsync --help` never needs.
-    from loopsync.store import SETTING_DEFAULTS
 
     unknown = set(flags) - set(SETTING_DEFAULTS)
     if unknown:
