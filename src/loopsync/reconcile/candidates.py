@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from loopsync import detect
 from loopsync.models import Order, VariantInfo
@@ -24,6 +24,20 @@ from loopsync.store import Store
 class Candidates:
     orders: list[Order] = field(default_factory=list)  # oldest first
     variants: dict[str, VariantInfo] = field(default_factory=dict)
+
+
+def _utc(ts: datetime) -> datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def since(store: Store, options: Settings, given: datetime | None, now: datetime) -> datetime:
+    """Where the scan starts: as asked, else the cursor less the overlap, else the lookback."""
+    if given is not None:
+        return _utc(given)
+    cursor = store.cursor()
+    if cursor is not None:
+        return _utc(cursor) - options.overlap
+    return now - options.lookback
 
 
 def gather(

@@ -35,10 +35,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _utc(ts: datetime) -> datetime:
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-
-
 class Reconciler:
     def __init__(
         self,
@@ -79,7 +75,7 @@ class Reconciler:
         as interrupted, the cursor stays where it was, and :class:`ScanInterrupted` says
         what was done.
         """
-        since = self._since(since)
+        since = candidates.since(self.store, self.options, since, self.clock())
         report = ScanReport(scan_id=None, since=since, dry_run=self.dry_run)
         if stop is not None:
             self.effects.stop = stop
@@ -105,14 +101,6 @@ class Reconciler:
             new_cursor=report.new_cursor,
         )
         return report
-
-    def _since(self, since: datetime | None) -> datetime:
-        if since is not None:
-            return _utc(since)
-        cursor = self.store.cursor()
-        if cursor is not None:
-            return _utc(cursor) - self.options.overlap
-        return self.clock() - self.options.lookback
 
     def _scan(self, report: ScanReport) -> None:
         found = candidates.gather(
