@@ -493,13 +493,12 @@ def scan(
     since: datetime | None = None,
     dry_run: bool = False,
     wait: bool = False,
-    progress: Callable[[str], None] | None = None,
 ) -> ScanReport:
     rec = reconciler(store, dry_run=dry_run)
     # Signals are caught only once the lock is ours: a scan still queueing for it has
     # nothing to finish, and Ctrl-C or SIGTERM end it as they end any program.
     with store.scan_lock(wait=wait), interrupts.stop_on_signals() as stop:
-        return rec.scan(since, progress=progress, stop=stop.check)
+        return rec.scan(since, stop=stop.check)
 
 
 def release(store: Store, ref: str) -> OrderOutcome:

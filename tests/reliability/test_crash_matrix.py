@@ -2,7 +2,7 @@
 effect, and (with LOOPSYNC_FULL=1) at random moments, then scan again and check the end state exactly.
 
 The scan runs as a subprocess against a sandbox served by this process; the kill points are
-the failpoints in reconcile.py (LOOPSYNC_FAILPOINT=name:n kills at the n-th time name is
+the failpoints in reconcile/effects.py (LOOPSYNC_FAILPOINT=name:n kills at the n-th time name is
 reached). A trace of a clean run enumerates every (point, occurrence), so the matrix covers
 each one rather than a guessed count. Every traced kill point runs in `make test`; the random
 moments are the long randomized part and run in `make test-full` only.

@@ -22,8 +22,8 @@ def small_pages(monkeypatch):
     """Pages of three orders, so page boundaries fall between orders with equal timestamps."""
     real = ShopifyClient.iter_order_summaries
 
-    def small(self, query, *, sort_key="UPDATED_AT", page_size=250):
-        return real(self, query, sort_key=sort_key, page_size=PAGE)
+    def small(self, *args, **kwargs):
+        return real(self, *args, **{**kwargs, "page_size": PAGE})
 
     monkeypatch.setattr(ShopifyClient, "iter_order_summaries", small)
 

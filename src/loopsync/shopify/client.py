@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -100,9 +101,23 @@ class ShopifyClient:
             yield self._order(raw)
 
     def iter_order_summaries(
-        self, query: str, *, sort_key: str = "UPDATED_AT", page_size: int = 250
+        self,
+        query: str | None = None,
+        *,
+        updated_since: datetime | None = None,
+        sort_key: str = "UPDATED_AT",
+        page_size: int = 250,
     ) -> Iterator[OrderSummary]:
-        """Id, name, tags and updatedAt of every order matching ``query``: the cheap first pass."""
+        """Id, name, tags and updatedAt of every order matching ``query``: the cheap first pass.
+
+        ``updated_since`` reads the orders Shopify updated at or after that moment,
+        in Shopify's search syntax (whole seconds, UTC).
+        """
+        if (query is None) == (updated_since is None):
+            raise ValueError("give exactly one of query, updated_since")
+        if updated_since is not None:
+            moment = updated_since if updated_since.tzinfo else updated_since.replace(tzinfo=UTC)
+            query = f"updated_at:>='{moment.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}'"
         first = max(1, min(page_size, 250))
         for raw in self._orders_pages(docs.ORDER_SUMMARIES_PAGE, "LoopsyncOrderSummariesPage", first, query, sort_key):
             yield parse.order_summary(raw)
