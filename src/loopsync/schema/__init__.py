@@ -13,8 +13,10 @@ import gzip
 import json
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
-from graphql import GraphQLSchema, build_client_schema
+if TYPE_CHECKING:
+    from graphql import GraphQLSchema
 
 API_VERSION = "2026-10"
 SCHEMA_FILE = "admin_2026-10.json.gz"
@@ -23,6 +25,10 @@ SCHEMA_FILE = "admin_2026-10.json.gz"
 @cache
 def admin_schema() -> GraphQLSchema:
     """Build the schema once per process (~0.5 s); it is immutable afterwards."""
+    # graphql-core is imported here, not at the top: the Shopify client needs only
+    # API_VERSION from this package, and every scan would otherwise pay ~0.1 s for it.
+    from graphql import build_client_schema
+
     with resources.files(__package__).joinpath(SCHEMA_FILE).open("rb") as raw:
         introspection = json.load(gzip.open(raw))
     return build_client_schema(introspection["data"])
