@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlite_utils import Database
 
-from loopsync.store import migrations
-from loopsync.store import Store
+from loopsync.store import Store, migrations
 
 FO = "gid://shopify/FulfillmentOrder/1"
 ORDER = "gid://shopify/Order/1"
