@@ -74,10 +74,13 @@ def test_held_orders_are_not_reread_every_scan_until_their_preorder_ships(connec
     assert _our_handles(world, "EXC-1091-1") == ["loopsync-preorder"]
 
 
-def test_a_hold_released_in_the_admin_is_respected(connected, cli, sandbox):
+def test_a_hold_released_in_the_admin_is_respected_when_set_to_respect(connected, cli, sandbox):
+    # Shopify does not say who released a hold, so by default loopsync puts it back
+    # (tests/test_cli_hold_guard.py); `external_release respect` keeps the old reading.
     from datetime import timedelta
 
     world = sandbox.world
+    assert cli(["config", "set", "external_release", "respect", "--db", str(connected)]).code == 0
     assert cli(["scan", "--db", str(connected)]).code == 0
     world.advance(timedelta(hours=2))
     with world.lock:  # the merchant releases loopsync's hold in Shopify's admin

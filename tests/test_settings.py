@@ -204,6 +204,9 @@ def test_load_settings_precedence(store):
         overlap=timedelta(minutes=10),
         release_note=True,
         release_tag="loopsync-release",
+        external_release="rehold",
+        rehold_limit=3,
+        rehold_window=timedelta(hours=24),
     )
     assert settings.load_settings(None) == defaults
     assert settings.load_settings(store) == defaults

@@ -224,6 +224,7 @@ def scan(
         raise typer.Exit(stopped.exit_code) from None
     if as_json:
         render.print_json(render.scan_json(report))
+        render.show_pending(report)
         unheld = render.left_unheld_line(report)
         if unheld:
             render.message(unheld)

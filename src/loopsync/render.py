@@ -121,6 +121,7 @@ def scan_json(report: ScanReport) -> dict[str, Any]:
         "tags_added": report.count("tag"),
         "notes_posted": report.count("note"),
         "holds_released": report.count("release"),
+        "holds_reheld": report.reheld,
         "pending": len(report.pending),
         "waiting_for_return": len(report.waiting),
         "interrupted": report.interrupted,
@@ -139,9 +140,10 @@ def scan_summary(report: ScanReport) -> str:
             f"tag {report.count('tag', 'planned')}, note {report.count('note', 'planned')} "
             f"and release {report.count('release', 'planned')}; {len(report.pending)} pending{waiting}."
         )
+    reheld = f" ({report.reheld} re-held)" if report.reheld else ""
     return (
         f"Scan: {read}; "
-        f"{report.count('hold')} held, {report.count('tag')} tagged, "
+        f"{report.count('hold')} held{reheld}, {report.count('tag')} tagged, "
         f"{report.count('note')} noted, {report.count('release')} released, "
         f"{len(report.pending)} pending{waiting}."
     )
@@ -198,6 +200,12 @@ def left_unheld_line(report: ScanReport) -> str | None:
     return f"{n} new {things} left unheld: Loop is disconnected."
 
 
+def show_pending(report: ScanReport) -> None:
+    """One line per order that needs a person, on stderr, with or without --json: cron mails it."""
+    for o in report.pending:
+        message(f"pending: {o.order_name}: {o.attention}")
+
+
 def show_scan(report: ScanReport, *, verbose: bool, interactive: bool) -> None:
     """Quiet under cron: off a terminal a scan prints only what needs attention (pending
     orders, exchanges left unheld), unless --verbose. At a terminal it shows what it did."""
@@ -209,8 +217,7 @@ def show_scan(report: ScanReport, *, verbose: bool, interactive: bool) -> None:
     elif interactive:
         # Someone ran it by hand: silence would look like a hang or a failure.
         message(f"Nothing to do: {report.orders_seen} orders read.")
-    for o in report.pending:
-        message(f"pending: {o.order_name}: {o.attention}")
+    show_pending(report)
     unheld = left_unheld_line(report)
     if unheld:
         message(unheld)
@@ -260,6 +267,17 @@ def show_status(doc: dict[str, Any]) -> None:
             table.add_column(col)
         for u in unheld:
             table.add_row(escape(u["order"] or u["order_id"]), escape(u["window"] or ""), when(u["seen_at"]))
+        c.print(table)
+    reheld = doc.get("reheld") or []
+    if reheld:
+        table = _table("Holds put back after a release outside loopsync (Flow or another app)")
+        for col in ("Order", "Fulfillment order", "Times re-held", "Last (UTC)"):
+            table.add_column(col)
+        for r in reheld:
+            table.add_row(
+                cell(r["order"] or r["order_id"]), short_gid(r["fulfillment_order_id"]), str(r["times"]),
+                when(r["last_at"]),
+            )
         c.print(table)
     if doc["pending"]:
         table = _table("Pending")

@@ -271,6 +271,12 @@ SETTING_DEFAULTS: dict[str, str | None] = {
     "release_note": "on",
     # `loopsync release` adds it; a scan never holds an order that carries it.
     "release_tag": "loopsync-release",
+    # A loopsync hold gone at Shopify that loopsync did not lift: put it back (``rehold``)
+    # or take it as the merchant's decision (``respect``); see ``loopsync.guard``.
+    "external_release": "rehold",
+    # Put one hold back at most this many times within rehold_window, then stop and say so.
+    "rehold_limit": "3",
+    "rehold_window": "24h",
 }
 
 
@@ -290,6 +296,9 @@ class Settings:
     overlap: timedelta
     release_note: bool
     release_tag: str
+    external_release: str  # rehold | respect
+    rehold_limit: int
+    rehold_window: timedelta
 
 
 _SWITCH = {"on": "on", "true": "on", "yes": "on", "1": "on", "off": "off", "false": "off", "no": "off", "0": "off"}
@@ -300,6 +309,13 @@ _TAG_SETTINGS = ("preorder_tag", "exchange_tag", "native_exchange_tag")
 #: Settings that can be turned off: ``config set KEY ''`` stores "off", ``config unset KEY``
 #: brings the default back (for exchange_name_prefix that is ``EXC-``, not off).
 OPTIONAL_SETTINGS = ("exchange_name_prefix", "exchange_tag", "native_exchange_tag")
+
+
+EXTERNAL_RELEASE_CHOICES = ("rehold", "respect")
+#: How many outside releases of one hold loopsync undoes within ``rehold_window`` before it stops.
+MAX_REHOLD_LIMIT = 100
+REHOLD_WINDOW_MIN = timedelta(minutes=1)
+REHOLD_WINDOW_MAX = timedelta(days=30)
 
 
 def validate_setting(key: str, value: str | None) -> str | None:
@@ -343,6 +359,18 @@ def validate_setting(key: str, value: str | None) -> str | None:
         if value.lower() not in _SWITCH:
             raise ConfigError(f"The setting {key} must be on or off, not '{value}'.")
         value = _SWITCH[value.lower()]
+    elif key == "external_release":
+        if value.lower() not in EXTERNAL_RELEASE_CHOICES:
+            raise ConfigError(f"The setting {key} must be rehold or respect, not '{_shown(value)}'.")
+        value = value.lower()
+    elif key == "rehold_limit":
+        if not re.fullmatch(r"\d{1,3}", value) or not 1 <= int(value) <= MAX_REHOLD_LIMIT:
+            raise ConfigError(f"The setting {key} must be a whole number from 1 to {MAX_REHOLD_LIMIT}.")
+        value = str(int(value))
+    elif key == "rehold_window":
+        window = parse_duration(value, what=key)
+        if not REHOLD_WINDOW_MIN <= window <= REHOLD_WINDOW_MAX:
+            raise ConfigError(f"'{_shown(value)}' is out of range for {key}: it must be between 1m and 30d.")
     return value
 
 
@@ -400,6 +428,9 @@ def load_settings(store: Store | None, **flags: str | None) -> Settings:
         overlap=parse_duration(filled["overlap"], what="overlap"),
         release_note=filled["release_note"] == "on",
         release_tag=filled["release_tag"],
+        external_release=filled["external_release"],
+        rehold_limit=int(filled["rehold_limit"]),
+        rehold_window=parse_duration(filled["rehold_window"], what="rehold_window"),
     )
 
 

@@ -52,6 +52,17 @@ def status_document(store: Store) -> dict[str, Any]:
             for h in store.holds.active_holds()
         ],
         "pending": pending(store),
+        # Holds loopsync put back after another app or a person released them outside loopsync.
+        "reheld": [
+            {
+                "order_id": r["order_id"],
+                "order": r["order"],
+                "fulfillment_order_id": r["fulfillment_order_id"],
+                "times": r["times"],
+                "last_at": r["last_at"],
+            }
+            for r in store.holds.reheld()
+        ],
         # Pre-order exchanges no hold protects: Loop was disconnected when a scan saw them.
         "unheld": [
             {"order_id": u.order_id, "order": u.name, "window": u.window, "seen_at": u.last_seen}
@@ -100,4 +111,4 @@ def pending(store: Store) -> list[dict[str, Any]]:
 
 def not_connected_document() -> dict[str, Any]:
     """The status of a state file that does not exist yet."""
-    return {"connection": None, "last_scan": None, "cursor": None, "held": [], "pending": [], "unheld": []}
+    return {"connection": None, "last_scan": None, "cursor": None, "held": [], "pending": [], "reheld": [], "unheld": []}

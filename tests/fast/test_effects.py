@@ -5,6 +5,8 @@ The state file is real (SQLite on disk); the clients are the fakes in ``reconcil
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from reconcile_fakes import (
     OURS,
@@ -20,7 +22,7 @@ from reconcile_fakes import (
     refused,
 )
 
-from loopsync import detect, render
+from loopsync import detect, guard, render
 from loopsync.models import HoldResult
 from loopsync.reconcile import Reconciler
 from loopsync.settings import load_settings
@@ -91,15 +93,30 @@ def test_a_shipped_preorder_is_released_and_the_return_told_once(store):
     assert len(loop.posted) == 2
 
 
-def test_a_hold_lifted_in_the_admin_is_respected(store):
+def test_a_hold_lifted_in_the_admin_is_respected_when_set_to_respect(store):
+    respect = replace(load_settings(None), external_release="respect")
     shopify, loop = FakeShopify(order(fo(1, PRE))), FakeLoop(loop_return())
-    reconciler(store, shopify, loop).scan()
+    reconciler(store, shopify, loop, settings=respect).scan()
     shopify.release_hold(FO1, [OURS.id])  # a merchant, in the admin
-    outcome = reconciler(store, shopify, loop).scan().outcomes[0]
+    outcome = reconciler(store, shopify, loop, settings=respect).scan().outcomes[0]
     assert outcome.decision == "manual_release_respected"
     assert [(a.kind, a.status) for a in outcome.actions] == [("release", "observed")]
     assert store.holds.hold(FO1).status == "released_externally" and store.orders.is_manually_released(outcome.order_id)
     assert shopify.writes.count(("hold", FO1, ())) == 1
+
+
+def test_a_hold_lifted_outside_loopsync_is_put_back_once_and_counted(store):
+    shopify, loop = FakeShopify(order(fo(1, PRE))), FakeLoop(loop_return())
+    reconciler(store, shopify, loop).scan()
+    shopify.release_hold(FO1, [OURS.id])  # Flow, releasing every hold
+    report = reconciler(store, shopify, loop).scan()
+    [outcome] = report.outcomes
+    assert [(a.kind, a.detail) for a in outcome.actions] == [("hold", guard.REHELD)]
+    assert outcome.decision == "held" and outcome.reason.endswith(f"; {guard.REHELD}")
+    assert report.reheld == 1 and "1 held (1 re-held)" in render.scan_summary(report)
+    assert shopify.writes.count(("hold", FO1, ())) == 2 and len(loop.posted) == 1
+    assert store.holds.hold(FO1).status == "active" and not store.orders.is_manually_released(outcome.order_id)
+    assert [r["times"] for r in store.holds.reheld()] == [1]
 
 
 def test_no_return_yet_backs_off_and_keeps_the_hold(store):

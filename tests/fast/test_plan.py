@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from reconcile_fakes import ON_PREORDER, OURS, PRE, SHIPPED, STOCK, T0, fo, order
 
-from loopsync import detect
+from loopsync import detect, guard
 from loopsync.reconcile import plan
 from loopsync.reconcile.plan import (
     AddTag,
@@ -15,9 +15,11 @@ from loopsync.reconcile.plan import (
     HoldRecord,
     KeepHold,
     LedgerView,
+    MarkHoldClosed,
     MarkManualRelease,
     PlaceHold,
     PostNote,
+    RecordHoldLoss,
     ReleaseHold,
     SettleRelease,
 )
@@ -62,11 +64,55 @@ def test_a_shipped_preorder_is_released_and_no_decision_overrides_the_release():
     assert p.decision == "no_preorder_items" and p.unless_acted
 
 
-def test_a_hold_lifted_outside_loopsync_is_respected():
-    ledger = LedgerView(holds=(HoldRecord("gid://shopify/FulfillmentOrder/1", OURS.id, active=True),))
-    p = planned(order(fo(1, PRE)), ledger=ledger)
-    assert p.intents == [SettleRelease("gid://shopify/FulfillmentOrder/1", "external")]
+FO1 = "gid://shopify/FulfillmentOrder/1"
+GONE = HoldRecord(FO1, OURS.id, active=True, variant_ids=(PRE,))
+
+
+def test_a_hold_lifted_outside_loopsync_is_respected_when_set_to_respect():
+    p = planned(order(fo(1, PRE)), ledger=LedgerView(holds=(GONE,)), settings=replace(S, external_release="respect"))
+    assert p.intents == [SettleRelease(FO1, "external")]
     assert p.decision == "manual_release_respected"
+
+
+def test_a_hold_lifted_outside_loopsync_is_put_back_with_no_second_tag():
+    p = planned(order(fo(1, PRE), tags=("pre-order",)), ledger=LedgerView(holds=(GONE,)))
+    assert kinds(p) == [RecordHoldLoss, PlaceHold, PostNote]
+    loss, hold, _note = p.intents
+    assert loss == RecordHoldLoss(FO1, "rehold")
+    assert hold.reheld and hold.detail == guard.REHELD
+    assert hold.notes == guard.hold_reason_notes("Ships in spring", "loopsync-release")
+    assert (p.decision, p.pending) == ("held", None)
+
+
+def test_a_fourth_outside_release_within_the_window_is_not_fought():
+    lost = replace(GONE, losses_in_window=4)
+    p = planned(order(fo(1, PRE)), ledger=LedgerView(holds=(lost,)))
+    assert p.intents == [RecordHoldLoss(FO1, "give_up")]
+    assert (p.decision, p.pending, p.pending_told) == ("pending", guard.GIVE_UP, False)
+    # Later passes: no hold, still pending, but already told (the scan exits 0).
+    later = planned(order(fo(1, PRE)), ledger=LedgerView(fight_given_up=True))
+    assert later.intents == [] and (later.pending, later.pending_told) == (guard.GIVE_UP, True)
+
+
+def test_a_gone_hold_whose_fulfillment_order_closed_is_marked_closed_and_nothing_is_sent():
+    closed = replace(fo(1, PRE), status="CLOSED")
+    p = planned(order(closed), ledger=LedgerView(holds=(GONE,)))
+    assert p.intents == [MarkHoldClosed(FO1)]
+    assert (p.decision, p.reason) == ("already_shipped", guard.ALREADY_SHIPPED)
+
+
+def test_an_exchange_whose_preorder_item_already_shipped_gets_nothing():
+    shipped = replace(fo(1, PRE), status="CLOSED")
+    p = planned(order(shipped))
+    assert p.intents == [] and (p.decision, p.reason) == ("already_shipped", guard.ALREADY_SHIPPED)
+
+
+def test_the_release_tag_added_in_the_admin_releases_our_holds_as_by_hand():
+    o = order(fo(1, PRE, holds=(OURS,)), tags=("loopsync-release",))
+    p = planned(o, ledger=LedgerView(holds=(replace(GONE, active=True),)))
+    why = "released with the tag 'loopsync-release' added in Shopify"
+    assert p.intents == [MarkManualRelease(), ReleaseHold(FO1, OURS.id, "manual", why)]
+    assert (p.decision, p.reason) == ("released_manually", why)
 
 
 def test_a_release_we_sent_before_a_crash_is_settled_as_ours():

@@ -25,6 +25,7 @@ from support.harness import (
     big_world,
     check_end_state,
     demo_world,
+    other_holds,
     reference_signature,
     ship_all_preorders,
 )
@@ -45,6 +46,9 @@ def _setups(point: str) -> tuple[str, ...]:
         return ("release",)
     if point.startswith("note."):
         return ("scan", "release")
+    if point.startswith("hold."):
+        # "rehold": the hold guard puts back holds another app (Flow) released.
+        return ("scan", "rehold")
     return ("scan",)
 
 
@@ -59,6 +63,21 @@ def _prepare(harness: Harness, setup: str) -> int:
     if setup == "release":
         assert harness.scan().code == 0
         ship_all_preorders(harness.world)
+    if setup == "rehold":
+        from loopsync.sandbox import activity
+
+        assert harness.scan().code == 0
+        world = harness.world
+        held = sorted(
+            o.name
+            for o in world.orders.values()
+            if any(h.app_id == harness.app_id for f in o.fulfillment_order_ids for h in world.fulfillment_orders[f].holds)
+        )
+        assert held
+        for name in held:
+            activity.release_every_hold(world, name)
+        # Flow takes every hold, other apps' included: those are not loopsync's to put back.
+        harness.other_holds_before = other_holds(harness.world, harness.app_id)
     return len(harness.world.log)
 
 

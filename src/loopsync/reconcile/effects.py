@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime
 from functools import partial
 
-from loopsync import failpoints
+from loopsync import failpoints, guard
 from loopsync.errors import ApiError, OutcomeUnknownError
 from loopsync.loop import LoopClient
 from loopsync.models import HOLD_HANDLE, Order
@@ -28,9 +28,11 @@ from loopsync.reconcile.plan import (
     Intent,
     KeepHold,
     LedgerView,
+    MarkHoldClosed,
     MarkManualRelease,
     PlaceHold,
     PostNote,
+    RecordHoldLoss,
     ReleaseHold,
     SettleRelease,
     waiting_text,
@@ -45,7 +47,15 @@ _NEEDS_LOOP = frozenset({"hold", "tag", "note"})
 
 # Decisions after which an order needs no "on pre-order" note: its wait for the Loop return ends.
 _NO_NOTE_NEEDED = frozenset(
-    {"not_exchange", "no_preorder_items", "manual_release_respected", "closed", "released", "released_manually"}
+    {
+        "not_exchange",
+        "no_preorder_items",
+        "manual_release_respected",
+        "closed",
+        "released",
+        "released_manually",
+        "already_shipped",
+    }
 )
 
 
@@ -81,11 +91,14 @@ class Executor:
     # -- reads the planner needs ------------------------------------------------------
 
     def ledger(self, order_id: str) -> LedgerView:
-        return ledger.read(self.store, order_id)
+        return ledger.read(self.store, order_id, losses_since=self.losses_since())
 
     def ledger_after(self, order_id: str, released: set[str]) -> LedgerView:
         """The ledger once this pass's releases are written down (they are, by now)."""
-        return ledger.read(self.store, order_id)
+        return ledger.read(self.store, order_id, losses_since=self.losses_since())
+
+    def losses_since(self) -> datetime:
+        return guard.window_start(self.clock(), self.options.rehold_window)
 
     def overrides(self) -> dict[str, str]:
         return ledger.overrides(self.store)
@@ -115,6 +128,10 @@ class Executor:
                     self.release(order, intent, outcome)
                 case SettleRelease():
                     self.settle_release(order, intent, outcome)
+                case MarkHoldClosed():
+                    self.store.holds.mark_hold_closed(intent.fulfillment_order_id, at=self.clock())
+                case RecordHoldLoss():
+                    self.record_hold_loss(intent)
                 case KeepHold():
                     self.remember_hold(order, intent.fulfillment_order_id, intent.hold_id, intent)
                 case PlaceHold():
@@ -266,6 +283,11 @@ class Executor:
             self.store.orders.mark_manual_release(order.id)
             outcome.actions.append(Action("release", fo_id, "hold was released outside loopsync", "observed"))
 
+    def record_hold_loss(self, intent: RecordHoldLoss) -> None:
+        row = self.store.holds.hold(intent.fulfillment_order_id)
+        assert row is not None  # the planner saw it in the ledger this pass
+        self.store.holds.record_hold_loss(row, verdict=intent.verdict, at=self.clock())
+
     # -- tag and notes ----------------------------------------------------------------
 
     def add_tag(self, order: Order, tag: str, outcome: OrderOutcome) -> None:
@@ -357,7 +379,9 @@ class DryRun(Executor):
     def ledger_after(self, order_id: str, released: set[str]) -> LedgerView:
         # Nothing was written down: the release note is owed exactly when this pass
         # would release something.
-        return replace(ledger.read(self.store, order_id), release_note_due=bool(released))
+        return replace(
+            ledger.read(self.store, order_id, losses_since=self.losses_since()), release_note_due=bool(released)
+        )
 
     def scan_started(self, since: datetime) -> int | None:
         return None

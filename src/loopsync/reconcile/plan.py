@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from loopsync import detect
+from loopsync import detect, guard
 from loopsync.models import Order, VariantInfo
 from loopsync.settings import Settings
 
@@ -29,6 +29,11 @@ class HoldRecord:
     active: bool
     # loopsync's last release request for this hold exists and was not refused.
     release_sent: bool = False
+    # The pre-order variants the hold waits for: whether the item is still on pre-order.
+    variant_ids: tuple[str, ...] = ()
+    # Outside releases of this fulfillment order's hold within rehold_window, counting this
+    # hold's own once (should it be gone now): the hold guard's limit.
+    losses_in_window: int = 1
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,8 @@ class LedgerView:
     note_attempts: int = 0
     note_first_missed_at: datetime | None = None
     note_gave_up_at: datetime | None = None
+    # Another app kept releasing this order's hold and loopsync stopped putting it back.
+    fight_given_up: bool = False
 
 
 # -- intents ------------------------------------------------------------------------------
@@ -63,6 +70,24 @@ class SettleRelease:
 
 
 @dataclass(frozen=True)
+class MarkHoldClosed:
+    """Our hold went with its fulfillment order, closed or cancelled: nothing to send, nobody's release."""
+
+    fulfillment_order_id: str
+
+
+@dataclass(frozen=True)
+class RecordHoldLoss:
+    """Our hold was released outside loopsync: counted towards the guard's limit.
+
+    ``rehold``: the hold planning puts it back this pass; ``give_up``: it stays off until support
+    settles the order."""
+
+    fulfillment_order_id: str
+    verdict: str  # rehold | give_up
+
+
+@dataclass(frozen=True)
 class KeepHold:
     """Our hold is in place: the ledger remembers which pre-order variants it waits for."""
 
@@ -79,9 +104,13 @@ class PlaceHold:
     notes: str
     window: str
     variant_ids: tuple[str, ...]
+    # Put back after a release outside loopsync (loopsync.guard).
+    reheld: bool = False
 
     @property
     def detail(self) -> str:
+        if self.reheld:
+            return guard.REHELD
         return "pre-order lines only (split)" if self.line_items else "whole fulfillment order"
 
 
@@ -110,7 +139,18 @@ class MarkManualRelease:
     """Support released the order by hand: written down before any hold is lifted."""
 
 
-Intent = ReleaseHold | SettleRelease | KeepHold | PlaceHold | AddTag | PostNote | ClearReleaseNote | MarkManualRelease
+Intent = (
+    ReleaseHold
+    | SettleRelease
+    | MarkHoldClosed
+    | RecordHoldLoss
+    | KeepHold
+    | PlaceHold
+    | AddTag
+    | PostNote
+    | ClearReleaseNote
+    | MarkManualRelease
+)
 
 
 @dataclass
@@ -123,6 +163,10 @@ class Plan:
     window: str | None = None
     # "no_preorder_items" applies only when nothing was released or observed.
     unless_acted: bool = False
+    # Why the order needs a person (the hold guard gave up); ``pending_told``: an earlier scan
+    # said so already, so `status` lists it but this scan does not exit 1 for it.
+    pending: str | None = None
+    pending_told: bool = False
 
 
 # -- the planner ---------------------------------------------------------------------------
@@ -154,9 +198,14 @@ def plan_order(
     """The intents for one scan pass over ``order`` (the release note is planned after them)."""
     kind = exchange_kind(order, settings)
     plan = Plan(kind=kind)
+    # The release tag added in the Shopify admin is `loopsync release ORDER --yes`.
+    if detect.has_tag(order.tags, settings.release_tag) and held_by_us(order):
+        why = f"released with the tag '{settings.release_tag}' added in Shopify"
+        plan.intents += [MarkManualRelease(), *_release_ours(order, why)]
+        return _concluded(plan, "released_manually", why)
     # Releases come first and are planned even when disconnected: a hold we placed
     # is ours to lift once its pre-order ships, whatever else changed.
-    plan.intents += plan_releases(order, variants, overrides, ledger)
+    plan.intents += plan_releases(order, variants, overrides, ledger, settings)
     preorder = detect.preorder_lines(order, kind, variants, overrides) if kind else []
     if kind is None:
         return _concluded(plan, "not_exchange", "not a Loop exchange order")
@@ -164,10 +213,17 @@ def plan_order(
         plan.unless_acted = True
         return _concluded(plan, "no_preorder_items", "no exchange item is on pre-order")
     plan.window = detect.combined_window([p.window for p in preorder])
-    gate = _left_alone(order, settings, ledger, plan.intents, loop_connected)
+    gate = _left_alone(order, settings, ledger, plan.intents, loop_connected, preorder)
     if gate is not None:
         return _concluded(plan, *gate)
-    plan.intents += plan_holds(order, preorder, plan.window)
+    given_up_now = any(isinstance(i, RecordHoldLoss) and i.verdict == "give_up" for i in plan.intents)
+    if given_up_now or ledger.fight_given_up:
+        # No hold until support settles it (`loopsync release` or the release tag, both gated
+        # above). The scan that gives up exits 1 so cron mails ops; later scans stay quiet.
+        plan.pending, plan.pending_told = guard.GIVE_UP, not given_up_now
+        return _concluded(plan, "pending", guard.GIVE_UP)
+    reheld = {i.fulfillment_order_id for i in plan.intents if isinstance(i, RecordHoldLoss) and i.verdict == "rehold"}
+    plan.intents += plan_holds(order, preorder, plan.window, settings.release_tag, reheld)
     if not detect.has_tag(order.tags, settings.preorder_tag):
         plan.intents.append(AddTag(settings.preorder_tag))
     plan.intents.append(
@@ -183,10 +239,16 @@ def _concluded(plan: Plan, decision: str, reason: str) -> Plan:
 
 
 def _left_alone(
-    order: Order, settings: Settings, ledger: LedgerView, intents: list[Intent], loop_connected: bool
+    order: Order,
+    settings: Settings,
+    ledger: LedgerView,
+    intents: list[Intent],
+    loop_connected: bool,
+    preorder: list[detect.PreorderLine],
 ) -> tuple[str, str] | None:
     """Why a pre-order exchange gets no new hold, tag or note, if it does not."""
-    # A hold lifted outside loopsync is a person's decision, as a release by hand is.
+    # A hold lifted outside loopsync that the guard respects (external_release = respect,
+    # or the item is no longer on pre-order) is a person's decision, as a release by hand is.
     released_outside = any(isinstance(i, SettleRelease) and i.by == "external" for i in intents)
     if ledger.manually_released or released_outside:
         return "manual_release_respected", "support released this order by hand; loopsync leaves it alone"
@@ -199,6 +261,8 @@ def _left_alone(
         )
     if order.closed or order.cancelled:
         return "closed", "the order is closed or cancelled"
+    if guard.nothing_left_to_ship(order, {p.line_item.id for p in preorder}):
+        return "already_shipped", guard.ALREADY_SHIPPED
     if not loop_connected:
         if held_by_us(order):
             return "held", "held by loopsync; Loop is disconnected: no new holds, tags or notes"
@@ -208,7 +272,7 @@ def _left_alone(
 
 
 def plan_releases(
-    order: Order, variants: dict[str, VariantInfo], overrides: dict[str, str], ledger: LedgerView
+    order: Order, variants: dict[str, VariantInfo], overrides: dict[str, str], ledger: LedgerView, settings: Settings
 ) -> list[Intent]:
     """Lift our hold on every fulfillment order with no pre-order item left.
 
@@ -228,18 +292,54 @@ def plan_releases(
         if detect.release_needed(variant_ids, variants, overrides):
             intents.append(ReleaseHold(fo.id, hold.id, "scan", "its pre-order item shipped"))
     # A hold the ledger calls active but Shopify no longer shows was lifted by
-    # someone else (a merchant in the admin), unless we sent that release
-    # ourselves and crashed before writing it down.
+    # someone else, unless we sent that release ourselves and crashed before writing
+    # it down. Who (Flow, another app, a person) Shopify does not say: loopsync.guard decides.
     for row in ledger.holds:
-        if row.active and row.fulfillment_order_id not in ours_at_shopify:
-            intents.append(SettleRelease(row.fulfillment_order_id, "scan" if row.release_sent else "external"))
+        if not row.active or row.fulfillment_order_id in ours_at_shopify:
+            continue
+        if row.release_sent:
+            intents.append(SettleRelease(row.fulfillment_order_id, "scan"))
+            continue
+        intents.append(_gone_hold(order, row, variants, overrides, ledger, settings))
     return intents
 
 
-def plan_holds(order: Order, preorder: list[detect.PreorderLine], window: str) -> list[Intent]:
+def _gone_hold(
+    order: Order,
+    row: HoldRecord,
+    variants: dict[str, VariantInfo],
+    overrides: dict[str, str],
+    ledger: LedgerView,
+    settings: Settings,
+) -> Intent:
+    fo = next((f for f in order.fulfillment_orders if f.id == row.fulfillment_order_id), None)
+    facts = guard.GoneHold(
+        fulfillment_order_status=fo.status if fo else None,
+        still_on_preorder=not detect.release_needed(list(row.variant_ids), variants, overrides),
+        released_by_support=ledger.manually_released or detect.has_tag(order.tags, settings.release_tag),
+        mode=settings.external_release,
+        losses_in_window=row.losses_in_window,
+        limit=settings.rehold_limit,
+    )
+    verdict = guard.when_gone(facts)
+    if verdict == "closed":
+        return MarkHoldClosed(row.fulfillment_order_id)
+    if verdict in ("rehold", "give_up"):
+        return RecordHoldLoss(row.fulfillment_order_id, verdict)
+    return SettleRelease(row.fulfillment_order_id, "external")
+
+
+def plan_holds(
+    order: Order,
+    preorder: list[detect.PreorderLine],
+    window: str,
+    release_tag: str,
+    reheld: set[str] | frozenset[str] = frozenset(),
+) -> list[Intent]:
+    """``reheld``: fulfillment orders whose hold was released outside loopsync and goes back on."""
     intents: list[Intent] = []
     order_variants = tuple(sorted({p.variant_id for p in preorder if p.variant_id}))
-    notes = f"Loop exchange into a pre-order item; estimated shipping: {window}. Placed by loopsync."
+    notes = guard.hold_reason_notes(window, release_tag)
     for step in detect.hold_plan(order, {p.line_item.id for p in preorder}):
         fo = step.fulfillment_order
         # The hold row remembers which pre-order variants this fulfillment order waits for.
@@ -248,7 +348,7 @@ def plan_holds(order: Order, preorder: list[detect.PreorderLine], window: str) -
             if fo.our_hold is not None:
                 intents.append(KeepHold(fo.id, fo.our_hold.id, window, variant_ids))
         elif step.action != "skip":  # skip: not holdable (closed, cancelled, fulfilled)
-            intents.append(PlaceHold(fo.id, tuple(step.line_items), notes, window, variant_ids))
+            intents.append(PlaceHold(fo.id, tuple(step.line_items), notes, window, variant_ids, fo.id in reheld))
     return intents
 
 
@@ -302,7 +402,9 @@ def plan_manual_release(order: Order, settings: Settings) -> list[Intent]:
     intents: list[Intent] = [MarkManualRelease()]
     if not detect.has_tag(order.tags, settings.release_tag):
         intents.append(AddTag(settings.release_tag))
-    for fo in order.fulfillment_orders:
-        if fo.our_hold is not None:
-            intents.append(ReleaseHold(fo.id, fo.our_hold.id, "manual", "released by hand"))
+    intents += _release_ours(order, "released by hand")
     return intents
+
+
+def _release_ours(order: Order, why: str) -> list[Intent]:
+    return [ReleaseHold(fo.id, fo.our_hold.id, "manual", why) for fo in order.fulfillment_orders if fo.our_hold]

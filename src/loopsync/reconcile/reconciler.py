@@ -19,6 +19,7 @@ import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from loopsync import guard
 from loopsync.errors import ApiError, NotFoundError, OutcomeUnknownError
 from loopsync.interrupts import StopRequested
 from loopsync.loop import LoopClient
@@ -126,6 +127,7 @@ class Reconciler:
             "tags": report.count("tag"),
             "notes": report.count("note"),
             "releases": report.count("release"),
+            "holds_reheld": report.reheld,
             "pending": len(report.pending),
             "shopify_requests": self.shopify.stats.requests,
             "loop_requests": self._loop_stats.requests if self._loop_stats else 0,
@@ -151,6 +153,8 @@ class Reconciler:
             outcome.window = steps.window
             self.effects.apply(order, kind, steps.intents, outcome)
             self._conclude(steps, outcome)
+            if steps.pending and not outcome.pending:
+                outcome.pending, outcome.pending_told = steps.pending, steps.pending_told
             self._release_note(order, outcome)
         except OutcomeUnknownError as exc:
             outcome.pending = f"outcome of a call unknown, will verify next scan ({exc.message})"
@@ -179,6 +183,8 @@ class Reconciler:
             if outcome.pending:
                 return
             outcome.decision, outcome.reason = steps.decision, steps.reason
+            if any(a.kind == "hold" and a.status == "done" and a.detail == guard.REHELD for a in outcome.actions):
+                outcome.reason += f"; {guard.REHELD}"
             if outcome.waiting:
                 outcome.reason += f"; {outcome.waiting}"
             return

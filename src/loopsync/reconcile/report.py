@@ -6,7 +6,7 @@ import signal
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from loopsync import detect
+from loopsync import detect, guard
 from loopsync.errors import LoopsyncError
 from loopsync.exit_codes import ExitCode
 
@@ -33,6 +33,8 @@ class OrderOutcome:
     # back-off schedule (detect.note_retry), not every scan.
     note_wait: detect.NoteRetry | None = None
     waiting: str | None = None  # that wait, in a sentence
+    # Pending, but an earlier scan already said so: listed by `status`, not news (exit 0).
+    pending_told: bool = False
 
     @property
     def attention(self) -> str | None:
@@ -40,9 +42,10 @@ class OrderOutcome:
 
         A note waiting for its Loop return is news twice: when it starts, and when
         loopsync gives up reporting it. In between it is only shown by ``status``.
+        A fight over a hold loopsync gave up is news once, when it gives up.
         """
         if self.pending:
-            return self.pending
+            return None if self.pending_told else self.pending
         if self.note_wait is not None and self.note_wait.news:
             return self.waiting
         return None
@@ -63,6 +66,13 @@ class ScanReport:
 
     def count(self, kind: str, status: str = "done") -> int:
         return sum(1 for o in self.outcomes for a in o.actions if a.kind == kind and a.status == status)
+
+    @property
+    def reheld(self) -> int:
+        """Holds put back after another app or a person released them outside loopsync."""
+        return sum(
+            1 for o in self.outcomes for a in o.actions if a.kind == "hold" and a.status == "done" and a.detail == guard.REHELD
+        )
 
     @property
     def pending(self) -> list[OrderOutcome]:

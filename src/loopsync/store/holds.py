@@ -1,4 +1,5 @@
-"""The holds loopsync placed on fulfillment orders, and their release."""
+"""The holds loopsync placed on fulfillment orders, their release, and the hold guard's count of
+holds released outside loopsync (see :mod:`loopsync.guard`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from loopsync.errors import NotFoundError
 from loopsync.store.errors import sql_errors
 from loopsync.store.part import Part, iso
-from loopsync.store.schema import LOOPSYNC_RELEASES, RELEASE_STATUS, HoldStatus, ReleasedBy
+from loopsync.store.schema import LOOPSYNC_RELEASES, RELEASE_STATUS, HoldLossVerdict, HoldStatus, ReleasedBy
 
 _HOLD_STATUSES = frozenset(HoldStatus)
 _RELEASED_BY = frozenset(ReleasedBy)
@@ -134,6 +135,67 @@ class Holds(Part):
         hold = self.hold(fulfillment_order_id)
         assert hold is not None
         return hold
+
+    # -- hold guard --------------------------------------------------------------------------
+
+    @sql_errors
+    def record_hold_loss(self, row: HoldRow, *, verdict: str, at: datetime | str | None = None) -> None:
+        """An outside release of loopsync's hold ``row``. ``give_up``: the fight is over its limit,
+        the hold stays off until support settles it. Recording the same lost hold again changes nothing."""
+        verdict = HoldLossVerdict(verdict)
+        now = iso(at)
+        with self.transaction():
+            self.db.execute(
+                """INSERT INTO hold_losses (fulfillment_order_id, order_id, order_name, lost_hold_id, verdict, lost_at)
+                   VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (fulfillment_order_id, lost_hold_id) DO NOTHING""",
+                [row.fulfillment_order_id, row.order_id, row.order_name, row.hold_id or "", verdict.value, now],
+            )
+            if verdict is HoldLossVerdict.GIVE_UP:
+                self.db.execute(
+                    """INSERT INTO hold_fights (order_id, fulfillment_order_id, gave_up_at) VALUES (?, ?, ?)
+                       ON CONFLICT (order_id) DO NOTHING""",
+                    [row.order_id, row.fulfillment_order_id, now],
+                )
+                self.db.execute(
+                    "UPDATE holds SET status = ?, released_at = ?, released_by = ? WHERE fulfillment_order_id = ?",
+                    [HoldStatus.RELEASED_EXTERNALLY.value, now, ReleasedBy.EXTERNAL.value, row.fulfillment_order_id],
+                )
+
+    @sql_errors
+    def hold_losses_since(self, fulfillment_order_id: str, since: datetime | str, *, lost_hold_id: str) -> int:
+        """Outside releases of loopsync's hold on this fulfillment order at or after ``since``,
+        counting ``lost_hold_id`` (the one just found gone) once whether it is recorded yet or not."""
+        rows = self._all(
+            "SELECT lost_hold_id FROM hold_losses WHERE fulfillment_order_id = ? AND lost_at >= ?",
+            [fulfillment_order_id, iso(since)],
+        )
+        return len({r["lost_hold_id"] for r in rows} | {lost_hold_id})
+
+    @sql_errors
+    def hold_fight_given_up(self, order_id: str) -> str | None:
+        """When loopsync stopped re-holding this order (another app kept releasing it), or None."""
+        row = self._one("SELECT gave_up_at FROM hold_fights WHERE order_id = ?", [order_id])
+        return row["gave_up_at"] if row else None
+
+    @sql_errors
+    def mark_hold_closed(self, fulfillment_order_id: str, at: datetime | str | None = None) -> None:
+        """The held fulfillment order closed or was cancelled: the hold went with it, nothing to send."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE holds SET status = ?, released_at = ?, released_by = NULL WHERE fulfillment_order_id = ?",
+                [HoldStatus.CLOSED.value, iso(at), fulfillment_order_id],
+            )
+
+    @sql_errors
+    def reheld(self) -> list[dict[str, Any]]:
+        """Holds loopsync put back after an outside release: order, fulfillment order, times, last."""
+        return self._all(
+            """SELECT order_id, order_name AS "order", fulfillment_order_id, COUNT(*) AS times,
+                      MAX(lost_at) AS last_at
+               FROM hold_losses WHERE verdict = ?
+               GROUP BY fulfillment_order_id ORDER BY MAX(lost_at), fulfillment_order_id""",
+            [HoldLossVerdict.REHOLD.value],
+        )
 
 
 def _hold(row: dict[str, Any]) -> HoldRow:

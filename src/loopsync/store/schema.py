@@ -61,6 +61,8 @@ class HoldStatus(_States):
     RELEASED = "released"
     RELEASED_MANUALLY = "released_manually"
     RELEASED_EXTERNALLY = "released_externally"
+    #: Its fulfillment order closed or was cancelled while held (the hold went with it); nothing was sent.
+    CLOSED = "closed"
 
 
 class ReleasedBy(_States):
@@ -95,6 +97,16 @@ class OrderState(_States):
     #: `loopsync release`; the same word as the decision it records and the hold status it leaves.
     RELEASED_MANUALLY = "released_manually"
     DISCONNECTED_SKIP = "disconnected_skip"
+    #: The exchange's pre-order item has nothing left to ship: no hold, tag or note (loopsync.guard).
+    ALREADY_SHIPPED = "already_shipped"
+
+
+class HoldLossVerdict(_States):
+    """What the hold guard did about a loopsync hold released outside loopsync."""
+
+    REHOLD = "rehold"
+    #: Another app kept releasing it (over rehold_limit): left off until support settles it.
+    GIVE_UP = "give_up"
 
 
 migrations = Migrations(MIGRATION_SET)
@@ -291,6 +303,57 @@ def _m005_one_name_for_released_manually(db: Database) -> None:
     db.execute(
         "UPDATE orders SET state = ? WHERE state = 'manually_released'", [OrderState.RELEASED_MANUALLY.value]
     )
+
+
+@migrations(name="m006_hold_guard")
+def _m006_hold_guard(db: Database) -> None:
+    # The hold guard (loopsync.guard): every outside release of a loopsync hold is counted,
+    # so a fight with another app has a limit; a fight loopsync gave up stays given up until
+    # support settles it. A held fulfillment order that closes gets its own hold status,
+    # which the CHECK on holds.status refuses: SQLite cannot alter a CHECK, so the table is
+    # rebuilt (nothing references it).
+    for sql in [
+        "CREATE TEMP TABLE holds_m006 AS SELECT * FROM holds",
+        "DROP TABLE holds",
+        f"""CREATE TABLE holds (
+            fulfillment_order_id TEXT PRIMARY KEY,
+            order_id TEXT NOT NULL,
+            order_name TEXT,
+            hold_id TEXT,
+            handle TEXT NOT NULL,
+            window TEXT,
+            variant_ids TEXT NOT NULL DEFAULT '[]',
+            status TEXT NOT NULL DEFAULT 'active'
+                {HoldStatus.check("status")},
+            placed_at TEXT NOT NULL,
+            released_at TEXT,
+            released_by TEXT CHECK (released_by IS NULL OR released_by IN ('scan', 'manual', 'external'))
+        )""",
+        """INSERT INTO holds SELECT fulfillment_order_id, order_id, order_name, hold_id, handle, window,
+               variant_ids, status, placed_at, released_at, released_by FROM holds_m006""",
+        "DROP TABLE holds_m006",
+        "CREATE INDEX holds_by_order ON holds(order_id)",
+        "CREATE INDEX holds_active ON holds(status) WHERE status = 'active'",
+        # One row per hold that vanished: the hold id makes a second look at the same loss
+        # (a scan killed before it re-held) count once.
+        f"""CREATE TABLE hold_losses (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            fulfillment_order_id TEXT NOT NULL,
+            order_id TEXT NOT NULL,
+            order_name TEXT,
+            lost_hold_id TEXT NOT NULL,
+            verdict TEXT NOT NULL {HoldLossVerdict.check("verdict")},
+            lost_at TEXT NOT NULL,
+            UNIQUE (fulfillment_order_id, lost_hold_id)
+        )""",
+        "CREATE INDEX hold_losses_by_fo ON hold_losses(fulfillment_order_id, lost_at)",
+        """CREATE TABLE hold_fights (
+            order_id TEXT PRIMARY KEY,
+            fulfillment_order_id TEXT NOT NULL,
+            gave_up_at TEXT NOT NULL
+        )""",
+    ]:
+        db.execute(sql)
 
 
 #: The schema version this loopsync writes: the number of migrations it knows.
