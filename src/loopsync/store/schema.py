@@ -247,12 +247,8 @@ def _m003_scan_outcome_interrupted(db: Database) -> None:
     # runs inside the migration transaction, where foreign_keys cannot be switched off:
     # deferring them lets decisions and actions point at scan ids that are briefly
     # gone, and they are checked again at COMMIT, when every id is back.
-    sequence = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'scans'").fetchone()
-    for sql in [
-        "PRAGMA defer_foreign_keys = ON",
-        "CREATE TEMP TABLE scans_m003 AS SELECT * FROM scans",
-        "DROP TABLE scans",
-        """CREATE TABLE scans (
+    db.execute("PRAGMA defer_foreign_keys = ON")
+    _rebuild(db, "scans", """CREATE TABLE scans (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             started_at TEXT NOT NULL,
             finished_at TEXT,
@@ -264,19 +260,28 @@ def _m003_scan_outcome_interrupted(db: Database) -> None:
                 CHECK (outcome IN ('running', 'ok', 'pending', 'failed', 'dry-run', 'crashed', 'interrupted')),
             counters TEXT NOT NULL DEFAULT '{}',
             error TEXT
-        )""",
-        """INSERT INTO scans (id, started_at, finished_at, since, cursor_before, cursor_after, dry_run, outcome,
-               counters, error)
-           SELECT id, started_at, finished_at, since, cursor_before, cursor_after, dry_run, outcome, counters, error
-           FROM scans_m003""",
-        "DROP TABLE scans_m003",
+        )""", "id, started_at, finished_at, since, cursor_before, cursor_after, dry_run, outcome, counters, error")
+
+
+def _rebuild(db: Database, table: str, create: str, columns: str) -> None:
+    """Recreate ``table`` from ``create`` with its rows (SQLite cannot alter a CHECK clause).
+
+    The listed columns are copied by name, and an AUTOINCREMENT counter is kept:
+    SQLite never reuses an id, not even a deleted row's.
+    """
+    sequence = db.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", [table]).fetchone()
+    for sql in [
+        f"CREATE TEMP TABLE {table}_old AS SELECT * FROM {table}",
+        f"DROP TABLE {table}",
+        create,
+        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}_old",
+        f"DROP TABLE {table}_old",
     ]:
         db.execute(sql)
     if sequence is not None:
-        # AUTOINCREMENT never reuses an id, not even a deleted scan's: keep its counter.
-        updated = db.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'scans'", [sequence[0]])
+        updated = db.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?", [sequence[0], table])
         if updated.rowcount == 0:
-            db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('scans', ?)", [sequence[0]])
+            db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", [table, sequence[0]])
 
 
 @migrations(name="m004_note_backoff")
@@ -312,10 +317,7 @@ def _m006_hold_guard(db: Database) -> None:
     # support settles it. A held fulfillment order that closes gets its own hold status,
     # which the CHECK on holds.status refuses: SQLite cannot alter a CHECK, so the table is
     # rebuilt (nothing references it).
-    for sql in [
-        "CREATE TEMP TABLE holds_m006 AS SELECT * FROM holds",
-        "DROP TABLE holds",
-        f"""CREATE TABLE holds (
+    _rebuild(db, "holds", f"""CREATE TABLE holds (
             fulfillment_order_id TEXT PRIMARY KEY,
             order_id TEXT NOT NULL,
             order_name TEXT,
@@ -328,10 +330,9 @@ def _m006_hold_guard(db: Database) -> None:
             placed_at TEXT NOT NULL,
             released_at TEXT,
             released_by TEXT CHECK (released_by IS NULL OR released_by IN ('scan', 'manual', 'external'))
-        )""",
-        """INSERT INTO holds SELECT fulfillment_order_id, order_id, order_name, hold_id, handle, window,
-               variant_ids, status, placed_at, released_at, released_by FROM holds_m006""",
-        "DROP TABLE holds_m006",
+        )""", "fulfillment_order_id, order_id, order_name, hold_id, handle, window, "
+             "variant_ids, status, placed_at, released_at, released_by")
+    for sql in [
         "CREATE INDEX holds_by_order ON holds(order_id)",
         "CREATE INDEX holds_active ON holds(status) WHERE status = 'active'",
         # One row per hold that vanished: the hold id makes a second look at the same loss
