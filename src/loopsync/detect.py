@@ -17,6 +17,10 @@ from loopsync.models import FulfillmentOrder, FulfillmentOrderLine, LineItem, Or
 
 ExchangeKind = Literal["separate", "native"]
 PreorderSource = Literal["selling_plan_group", "line_item_selling_plan", "override"]
+#: Which setting recognised a Loop exchange (``explain`` shows it).
+ExchangeRule = Literal["name_prefix", "exchange_tag", "native_tag"]
+#: Where a shipping window's text came from, in the order ``shipping_window`` tries them.
+WindowSource = Literal["override", "metafield", "selling_plan_date", "selling_plan_description", "to_be_confirmed"]
 HoldAction = Literal["hold_whole", "hold_lines", "none", "skip"]
 
 TO_BE_CONFIRMED = "to be confirmed"
@@ -71,20 +75,31 @@ def exchange_kind(
     native_tag: str | None = "Loop Exchange",
 ) -> ExchangeKind | None:
     """``"separate"`` (a new EXC order), ``"native"`` (exchange items added to the original order) or None."""
+    return exchange_rule(order, name_prefix=name_prefix, exchange_tag=exchange_tag, native_tag=native_tag)[0]
+
+
+def exchange_rule(
+    order: Order,
+    *,
+    name_prefix: str | None = "EXC-",
+    exchange_tag: str | None = None,
+    native_tag: str | None = "Loop Exchange",
+) -> tuple[ExchangeKind | None, ExchangeRule | None]:
+    """The exchange kind and the rule that recognised it (the first that matches, as the scan decides)."""
     tags = {_norm_tag(t) for t in order.tags}
     # GUESS: Shopify order names carry a leading "#" (e.g. "#EXC-1086") unless the
     # store's prefix setting removes it; compare without it.
     name = order.name.strip().lstrip("#").casefold()
     if name_prefix and name.startswith(name_prefix.strip().lstrip("#").casefold()):
-        return "separate"
+        return "separate", "name_prefix"
     if exchange_tag and _norm_tag(exchange_tag) in tags:
-        return "separate"
+        return "separate", "exchange_tag"
     # GUESS: Loop announces the "Loop Exchange" tag on native exchanges as "coming soon"
     # (loop-native-exchanges.md §1); it is the only Loop-specific signal on such an
     # order, so without it we cannot tell Loop's exchanges from another app's.
     if native_tag and _norm_tag(native_tag) in tags:
-        return "native"
-    return None
+        return "native", "native_tag"
+    return None, None
 
 
 def exchange_line_items(order: Order, kind: ExchangeKind | None) -> tuple[LineItem, ...]:
@@ -106,6 +121,7 @@ class PreorderLine:
     window: str
     source: PreorderSource
     plan_id: str | None = None  # the PRE_ORDER selling plan the window came from
+    window_source: WindowSource = "to_be_confirmed"
 
 
 class MissingVariantInfo(LookupError):
@@ -140,7 +156,8 @@ def preorder_lines(
             continue  # a custom item: no variant, nothing to be on pre-order
         if vid in overrides:
             info = variants.get(vid)
-            lines.append(PreorderLine(item, vid, shipping_window(info, overrides[vid], None), "override"))
+            window, origin = window_and_source(info, overrides[vid], None)
+            lines.append(PreorderLine(item, vid, window, "override", window_source=origin))
             continue
         if vid not in variants:
             missing.append(vid)
@@ -154,7 +171,8 @@ def preorder_lines(
             if item.selling_plan_id and plan.id == item.selling_plan_id
             else "selling_plan_group"
         )
-        lines.append(PreorderLine(item, vid, shipping_window(info, None, plan.id), source, plan.id))
+        window, origin = window_and_source(info, None, plan.id)
+        lines.append(PreorderLine(item, vid, window, source, plan.id, origin))
     if missing:
         raise MissingVariantInfo(f"variant info not looked up: {', '.join(sorted(set(missing)))}")
     return lines
@@ -189,20 +207,29 @@ def shipping_window(
 ) -> str:
     """Override, else the variant's shipping-window metafield, else the plan's exact date
     ("15 March 2027"), else the plan's description, else "to be confirmed"."""
+    return window_and_source(variant_info, override_window, preferred_plan_id)[0]
+
+
+def window_and_source(
+    variant_info: VariantInfo | None,
+    override_window: str | None,
+    preferred_plan_id: str | None,
+) -> tuple[str, WindowSource]:
+    """The shipping window (see :func:`shipping_window`) and which of its sources gave it."""
     if override := _clean(override_window):
-        return override
+        return override, "override"
     if variant_info is None:
-        return TO_BE_CONFIRMED
+        return TO_BE_CONFIRMED, "to_be_confirmed"
     if metafield := _clean(variant_info.shipping_window_metafield):
-        return metafield
+        return metafield, "metafield"
     if not variant_info.preorder_plans:
-        return TO_BE_CONFIRMED
+        return TO_BE_CONFIRMED, "to_be_confirmed"
     plan = _plan(variant_info, preferred_plan_id)
     if plan.fulfillment_exact_time is not None:
-        return format_date(plan.fulfillment_exact_time)
+        return format_date(plan.fulfillment_exact_time), "selling_plan_date"
     if description := _clean(plan.description):
-        return description
-    return TO_BE_CONFIRMED
+        return description, "selling_plan_description"
+    return TO_BE_CONFIRMED, "to_be_confirmed"
 
 
 def format_date(moment: date) -> str:

@@ -27,6 +27,9 @@ class Hold:
     handle: str
     held_by_us: bool  # FulfillmentHold.heldByRequestingApp
     app_name: str | None = None
+    # Shown by `explain`, for every hold on the order, others' included.
+    reason: str | None = None
+    reason_notes: str | None = None
 
     @property
     def is_loopsync(self) -> bool:

@@ -155,6 +155,8 @@ def hold(raw: dict) -> Hold:
         handle=raw.get("handle") or "",
         held_by_us=bool(raw.get("heldByRequestingApp")),
         app_name=(raw.get("heldByApp") or {}).get("title"),
+        reason=raw.get("reason") or None,
+        reason_notes=raw.get("reasonNotes") or None,
     )
 
 
