@@ -278,6 +278,43 @@ def status(ctx: typer.Context, db: DbOption = None, as_json: JsonOption = False)
         render.show_status(doc)
 
 
+@app.command(short_help="Why one order is (or is not) held, and what the next scan would do.")
+def explain(
+    ctx: typer.Context,
+    order: Annotated[str, typer.Argument(help="Order name (EXC-1086-1 or #1086), numeric id or gid.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The decision trace for one order, from live Shopify and Loop data and the state file; changes nothing."""
+    doc = service.explain(_store(ctx, db, read_only=True), order)
+    if as_json:
+        render.print_json(doc)
+    else:
+        render.show_explain(doc)
+
+
+@app.command(short_help="Every hold, tag, note and release loopsync made, newest first.")
+def history(
+    ctx: typer.Context,
+    order: Annotated[
+        str | None, typer.Option("--order", help="Only this order: name, numeric id or gid.", show_default=False)
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only this far back: 2h, 3d, or an ISO date.", show_default=False)
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100_000, help="At most this many entries.")] = 50,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every action loopsync recorded (holds, re-holds, tags, notes, releases and why, failures, pending
+    reasons), newest first, from the state file alone."""
+    doc = service.history(_store(ctx, db, read_only=True), order=order, since=service.since(since), limit=limit)
+    if as_json:
+        render.print_json(doc)
+    else:
+        render.show_history(doc, interactive=sys.stdout.isatty())
+
+
 # -- pre-order overrides ------------------------------------------------------
 
 

@@ -289,3 +289,88 @@ def show_status(doc: dict[str, Any]) -> None:
                 cell(p["order"] or p["order_id"]), cell(p["reason"]), str(p["attempts"]), next_try
             )
         c.print(table)
+
+
+# -- explain and history --------------------------------------------------------
+
+
+def show_explain(doc: dict[str, Any]) -> None:
+    """The decision trace, top to bottom in the order a person asks: what is it, what is held, what next."""
+    c = out()
+    o = doc["order"]
+    c.print(f"[bold]{cell(o['name'])}[/bold] ({short_gid(o['id'])})" + (" closed" if o["closed"] else "")
+            + (" cancelled" if o["cancelled"] else ""))
+    ex = doc["exchange"]
+    kind = {"separate": "Loop exchange (separate order)", "native": "Loop exchange (native)"}.get(ex["kind"] or "")
+    c.print(f"Exchange: {kind + ': ' if kind else ''}{cell(ex['why'])}")
+    c.print(f"Tags: {cell(', '.join(o['tags'])) or '(none)'}")
+    table = _table("Line items")
+    for col in ("SKU", "Exchange item", "Pre-order", "Why", "Window"):
+        table.add_column(col)
+    for li in doc["line_items"]:
+        window = f"{cell(li['window'])} ({cell(li['window_why'])})" if li["window"] else ""
+        table.add_row(
+            cell(li["sku"] or short_gid(li["variant_id"]) or short_gid(li["line_item_id"])),
+            "yes" if li["exchange_item"] else "no",
+            "yes" if li["on_preorder"] else "no",
+            cell(li["why"]),
+            window,
+        )
+    c.print(table)
+    table = _table("Fulfillment orders and holds")
+    for col in ("Fulfillment order", "Status", "Hold", "Held by", "Reason"):
+        table.add_column(col)
+    for fo in doc["fulfillment_orders"]:
+        if not fo["holds"]:
+            table.add_row(short_gid(fo["id"]), fo["status"], "none", "", "")
+        for h in fo["holds"]:
+            by = "loopsync" if h["ours"] else (h["app"] or "the merchant")
+            reason = " — ".join(x for x in (h["reason"], h["reason_notes"]) if x)
+            table.add_row(short_gid(fo["id"]), fo["status"], short_gid(h["id"]), cell(by), cell(reason))
+    c.print(table)
+    ret = doc["loop_return"]
+    if ret["id"] is not None:
+        c.print(f"Loop return: {ret['id']} (found by {ret['found_by']})")
+        for note in ret["notes"]:
+            c.print(f"  note: {cell(note)}")
+        if ret["why_not"]:
+            c.print(f"  {cell(ret['why_not'])}")
+    else:
+        c.print(f"Loop return: none: {cell(ret['why_not'])}")
+    led = doc["ledger"]
+    c.print(f"Recorded state: {led['state'] or 'never acted on'}"
+            + (f" — pending: {cell(led['pending_reason'])}" if led["pending_reason"] else "")
+            + (" — released by hand" if led["manual_release"] else ""))
+    if led["history"]:
+        c.print(history_table(led["history"], title="What loopsync did"))
+    nxt = doc["next_scan"]
+    c.print(f"Next scan: {nxt['decision']} — {cell(nxt['reason'])}")
+    for a in nxt["actions"]:
+        target = f" ({short_gid(a['target'])})" if a["target"] else ""
+        c.print(f"  {'would ' if a['sends'] else ''}{cell(a['detail'])}{target}")
+    if nxt["changes_nothing"]:
+        c.print("  It would send nothing to Shopify or Loop.")
+
+
+def history_table(entries: list[dict[str, Any]], *, title: str) -> Table:
+    table = _table(title)
+    for col in ("When (UTC)", "Order", "What", "Status", "Details"):
+        table.add_column(col)
+    for e in entries:
+        table.add_row(when(e["at"]), cell(e["order"] or e["order_id"]), e["kind"], e["status"], cell(e["detail"]))
+    return table
+
+
+def show_history(doc: dict[str, Any], *, interactive: bool) -> None:
+    """A Rich table at a terminal; tab-separated lines elsewhere, for grep and awk."""
+    entries = doc["entries"]
+    if not entries:
+        err().print("Nothing recorded yet." if not doc["order"] else f"Nothing recorded for {doc['order']}.",
+                    markup=False)
+        return
+    if interactive:
+        out().print(history_table(entries, title="What loopsync did (newest first)"))
+        return
+    for e in entries:
+        fields = (e["at"], e["order"] or e["order_id"], e["kind"], e["status"], e["detail"])
+        sys.stdout.write("\t".join(text.one_line(str(f or "")) for f in fields) + "\n")

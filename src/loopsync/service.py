@@ -458,13 +458,16 @@ def _cached_token(conn: Connection) -> tuple[str | None, datetime | None]:
     return conn.access_token, expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
 
 
-def clients(store: Store, conn: Connection) -> tuple[ShopifyClient, LoopClient | None]:
+def clients(
+    store: Store, conn: Connection, *, keep_token: bool = True
+) -> tuple[ShopifyClient, LoopClient | None]:
+    """``keep_token`` False: a read-only command, which must not write a renewed token either."""
     creds = ShopifyCredentials(conn.shopify_token, conn.client_id, conn.client_secret)
 
     def persist(token: str, expires_at: datetime | None) -> None:
         # A token without a stated lifetime is not cached: the next run asks
         # for a fresh one rather than trusting it forever.
-        if expires_at is not None:
+        if expires_at is not None and keep_token:
             store.config.save_shopify_access_token(token, expires_at)
 
     shopify = _shopify_client(
@@ -505,6 +508,46 @@ def release(store: Store, ref: str) -> OrderOutcome:
     rec = reconciler(store)
     with store.scan_lock(wait=True):
         return rec.release_by_hand(ref)
+
+
+def explain(store: Store, ref: str) -> dict:
+    """The decision trace for one order (see ``loopsync.explain``); reads only, on a read-only state file."""
+    from loopsync.explain import explain_order
+
+    conn = require_connection(store)
+    shopify, loop = clients(store, conn, keep_token=False)
+    return explain_order(store, shopify, loop, options(store), ref, now=now())
+
+
+def history(store: Store, *, order: str | None = None, since: datetime | None = None, limit: int | None = None) -> dict:
+    """Every action loopsync recorded, newest first, from the state file alone (no API call)."""
+    from loopsync import history as ledger_history
+
+    order_id = None
+    if order is not None:
+        order_id = _recorded_order(store, order)
+    entries = ledger_history.entries(store, order_id=order_id, since=since, limit=limit)
+    return {"order": order, "since": since, "limit": limit, "entries": entries}
+
+
+def _recorded_order(store: Store, ref: str) -> str:
+    """An order the state file knows, by name, numeric id or gid; history reads no API to find it."""
+    ref = ref.strip()
+    if ref.startswith("gid://shopify/Order/"):
+        candidates = [ref]
+    elif ref.isdigit():
+        candidates = [f"gid://shopify/Order/{ref}"]
+    else:
+        candidates = []
+    row = store.orders.order_by_name(ref) if ref else None
+    if row is not None:
+        return row.order_id
+    for gid in candidates:
+        if store.orders.order(gid) is not None or store.ledger.actions(order_id=gid, limit=1):
+            return gid
+    from loopsync.errors import NotFoundError
+
+    raise NotFoundError(f"loopsync has no record of an order '{ref}' in {store.path}.")
 
 
 def now() -> datetime:

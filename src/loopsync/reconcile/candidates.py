@@ -80,7 +80,7 @@ def gather(
         # however long ago Shopify last updated them.
         wanted.update(unheld)
     found = _fetch(shopify, wanted, forget)
-    variants = _lookup_variants(shopify, options, found.values(), holds_by_order)
+    variants = lookup_variants(shopify, options, found.values(), holds_by_order)
 
     # Orders we hold and Shopify did not report as updated are read in full only
     # when their pre-order shipped (a shipping pre-order does not touch the order):
@@ -96,7 +96,7 @@ def gather(
     if shipped:
         more = _fetch(shopify, shipped, forget)
         found.update(more)
-        variants.update(_lookup_variants(shopify, options, more.values(), {}, known=variants))
+        variants.update(lookup_variants(shopify, options, more.values(), {}, known=variants))
     report.exchanges_seen = sum(1 for o in found.values() if exchange_kind(o, options) is not None)
     return Candidates(sorted(found.values(), key=lambda o: (o.created_at, o.id)), variants)
 
@@ -114,7 +114,7 @@ def _fetch(shopify: ShopifyClient, order_ids: set[str], forget: Callable[[str], 
     return found
 
 
-def _lookup_variants(
+def lookup_variants(
     shopify: ShopifyClient,
     options: Settings,
     orders: Iterable[Order],

@@ -198,7 +198,8 @@ class Executor:
             order.id,
             fo_id,
             f"hold:{fo_id}",
-            {"line_items": list(intent.line_items), "notes": intent.notes},
+            # "reheld" tells `history` a hold put back from one placed the first time.
+            {"line_items": list(intent.line_items), "notes": intent.notes, **({"reheld": True} if intent.reheld else {})},
             partial(
                 self.shopify.hold,
                 fo_id,
@@ -261,7 +262,7 @@ class Executor:
     def release(self, order: Order, intent: ReleaseHold, outcome: OrderOutcome) -> None:
         fo_id, hold_id = intent.fulfillment_order_id, intent.hold_id
         action_id, errors = self.send(
-            "release", order.id, fo_id, f"release:{hold_id}", {"hold_id": hold_id},
+            "release", order.id, fo_id, f"release:{hold_id}", {"hold_id": hold_id, "by": intent.by, "why": intent.why},
             lambda: self.shopify.release_hold(fo_id, [hold_id]),
         )
         if errors:

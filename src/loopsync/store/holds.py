@@ -93,6 +93,11 @@ class Holds(Part):
         ]
 
     @sql_errors
+    def all_holds(self) -> list[HoldRow]:
+        """Every hold row, released ones included (what `history` needs to say why one was released)."""
+        return [_hold(r) for r in self._all("SELECT * FROM holds ORDER BY rowid")]
+
+    @sql_errors
     def holds_for_order(self, order_id: str) -> list[HoldRow]:
         return [
             _hold(r) for r in self._all("SELECT * FROM holds WHERE order_id = ? ORDER BY rowid", [order_id])
@@ -176,6 +181,22 @@ class Holds(Part):
         """When loopsync stopped re-holding this order (another app kept releasing it), or None."""
         row = self._one("SELECT gave_up_at FROM hold_fights WHERE order_id = ?", [order_id])
         return row["gave_up_at"] if row else None
+
+    @sql_errors
+    def hold_losses(self, *, order_id: str | None = None) -> list[dict[str, Any]]:
+        """Every outside release of a loopsync hold, newest first: what `history` and `explain` show."""
+        sql = "SELECT * FROM hold_losses" + (" WHERE order_id = ?" if order_id else "") + " ORDER BY id DESC"
+        return self._all(sql, [order_id] if order_id else [])
+
+    @sql_errors
+    def hold_fights(self) -> list[dict[str, Any]]:
+        """Orders whose hold the guard stopped putting back and support has not settled yet (a release
+        by hand or by tag settles it), oldest first."""
+        return self._all(
+            """SELECT f.order_id, f.fulfillment_order_id, f.gave_up_at, o.name AS "order"
+               FROM hold_fights f LEFT JOIN orders o ON o.order_id = f.order_id
+               WHERE COALESCE(o.manual_release, 0) = 0 ORDER BY f.gave_up_at"""
+        )
 
     @sql_errors
     def mark_hold_closed(self, fulfillment_order_id: str, at: datetime | str | None = None) -> None:

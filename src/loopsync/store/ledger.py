@@ -228,10 +228,45 @@ class Ledger(Part):
             )
         return [_action(r) for r in rows]
 
+    # -- reading back (`history`, `explain`) --------------------------------------------
+
+    @sql_errors
+    def actions(
+        self, *, order_id: str | None = None, since: datetime | str | None = None, limit: int | None = None
+    ) -> list[Action]:
+        """Every side effect recorded, newest first; ``since`` compares with when it was begun."""
+        where, params = _filters(order_id, since, "created_at")
+        sql = f"SELECT * FROM actions{where} ORDER BY id DESC" + (" LIMIT ?" if limit else "")
+        return [_action(r) for r in self._all(sql, params + ([limit] if limit else []))]
+
+    @sql_errors
+    def decisions(
+        self, *, order_id: str | None = None, since: datetime | str | None = None, limit: int | None = None
+    ) -> list[Decision]:
+        """Every decision recorded, newest first."""
+        where, params = _filters(order_id, since, "at")
+        sql = f"SELECT * FROM decisions{where} ORDER BY id DESC" + (" LIMIT ?" if limit else "")
+        return [Decision(**r) for r in self._all(sql, params + ([limit] if limit else []))]
+
+    @sql_errors
+    def scans(self, *, limit: int = 10) -> list[Scan]:
+        return [_scan(r) for r in self._all("SELECT * FROM scans ORDER BY id DESC LIMIT ?", [limit])]
+
     @sql_errors
     def last_action_for_key(self, key: str) -> Action | None:
         row = self._one("SELECT * FROM actions WHERE key = ? ORDER BY id DESC LIMIT 1", [key])
         return None if row is None else _action(row)
+
+
+def _filters(order_id: str | None, since: datetime | str | None, column: str) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    if order_id is not None:
+        clauses.append("order_id = ?")
+        params.append(order_id)
+    if since is not None:
+        clauses.append(f"{column} >= ?")
+        params.append(iso(since))
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 def _scan(row: dict[str, Any]) -> Scan:

@@ -117,6 +117,11 @@ class Orders(Part):
         return None if row is None else _order(row)
 
     @sql_errors
+    def names(self) -> dict[str, str | None]:
+        """Every order's name by id: the ledger's actions carry only the id."""
+        return {r["order_id"]: r["name"] for r in self._all("SELECT order_id, name FROM orders")}
+
+    @sql_errors
     def order_by_name(self, name: str) -> OrderRow | None:
         """Look an order up by its name (``EXC-1086-1``; a leading ``#`` is ignored), case-insensitively."""
         wanted = name.strip().lstrip("#")
