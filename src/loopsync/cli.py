@@ -278,7 +278,7 @@ def status(ctx: typer.Context, db: DbOption = None, as_json: JsonOption = False)
         render.show_status(doc)
 
 
-@app.command(short_help="Why one order is (or is not) held, and what the next scan would do.")
+@app.command(short_help="Why one order is held or not, and what the next scan would do.")
 def explain(
     ctx: typer.Context,
     order: Annotated[str, typer.Argument(help="Order name (EXC-1086-1 or #1086), numeric id or gid.")],

@@ -185,7 +185,8 @@ def _loop_return(
             names = ", ".join(returns.order_names(order, options.exchange_name_prefix)) or str(order.legacy_id)
             doc["why_not"] = f"no Loop return matches this order (looked up by {names}, then the list of returns)"
             return doc
-        doc["id"], doc["found_by"] = found, "Loop lookup"
+        # As the state file keeps it, so both ways of finding it read the same.
+        doc["id"], doc["found_by"] = str(found), "Loop lookup"
     label = f"[{options.note_label}]"
     if loop is not None:
         try:

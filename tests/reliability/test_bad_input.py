@@ -484,6 +484,14 @@ MISTAKES: dict[str, Mistake] = {
         ["release", "EXC-9999-1", "--yes", "--db", "{db}"], ExitCode.USAGE, ("EXC-9999-1",),
         given=(_connect, _scan_first), then=(_no_mutation, _holds_and_rows_unchanged),
     ),
+    "explain of an unknown order": Mistake(
+        ["explain", "EXC-9999-1", "--db", "{db}"], ExitCode.USAGE, ("No order 'EXC-9999-1'",),
+        given=(_connect, _scan_first), then=(_no_mutation, _holds_and_rows_unchanged),
+    ),
+    "history of an order loopsync never recorded": Mistake(
+        ["history", "--order", "#1004", "--db", "{db}"], ExitCode.USAGE, ("no record of an order '#1004'",),
+        given=(_connect, _scan_first), then=(_no_request, _holds_and_rows_unchanged),
+    ),
     "shopify token revoked, then scan": Mistake(
         ["scan", "--db", "{db}"], ExitCode.CREDENTIALS, ("Shopify rejected the access token",),
         given=(_connect, _revoke_shopify_token), then=(_nothing_acted_scan_failed,),
