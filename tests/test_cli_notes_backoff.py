@@ -55,8 +55,10 @@ def _scan(cli, db, *args):
 
 def _status(cli, db) -> dict:
     result = cli(["status", "--db", str(db), "--json"])
-    assert result.code == 0, result.output
-    return json.loads(result.out)
+    doc = json.loads(result.out)
+    # status exits 1 exactly when something needs a person (a return given up on, here).
+    assert result.code == (1 if doc["attention"] else 0), result.output
+    return doc
 
 
 def _entry(cli, db, name: str = "EXC-1002-1") -> dict:
@@ -110,6 +112,7 @@ def test_a_missing_return_exits_1_when_it_first_goes_pending_and_when_it_gives_u
     assert entry["gave_up_at"] is not None and "gave up" in entry["reason"]
     text = cli(["status", "--db", str(waiting)])
     assert "EXC-1002-1" in text.out and "gave up" in text.out
+    assert text.code == 1 and "needs attention: EXC-1002-1: Loop return not found after 14 days" in text.err
 
     # After that it is still looked for once a day, silently; the hold stays throughout.
     _later(probe, timedelta(days=1))

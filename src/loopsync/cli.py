@@ -266,7 +266,7 @@ def release(
 
 @app.command()
 def status(ctx: typer.Context, db: DbOption = None, as_json: JsonOption = False) -> None:
-    """Connection, last scan, orders held and pending items."""
+    """Connection, last scan, orders held and pending items; exits 1 when something needs a person."""
     # Looking must not create a state file (a typo in --db would leave one behind): none is "not connected".
     store = _store(ctx, db, read_only=True, missing_ok=True)
     if store is not None:
@@ -276,6 +276,9 @@ def status(ctx: typer.Context, db: DbOption = None, as_json: JsonOption = False)
         render.print_json(doc)
     else:
         render.show_status(doc)
+    if doc["attention"]:
+        # For monitoring: something only a person can settle (see the README's exit codes).
+        raise typer.Exit(ExitCode.PENDING)
 
 
 @app.command(short_help="Why one order is held or not, and what the next scan would do.")

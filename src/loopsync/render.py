@@ -228,6 +228,13 @@ def show_scan(report: ScanReport, *, verbose: bool, interactive: bool) -> None:
 
 def show_status(doc: dict[str, Any]) -> None:
     c = out()
+    _show_status(c, doc)
+    for line in doc.get("attention") or ():
+        # On stderr too, so a monitoring check that keeps only stderr says what is wrong.
+        message(f"needs attention: {line}")
+
+
+def _show_status(c: Console, doc: dict[str, Any]) -> None:
     conn = doc["connection"]
     if conn is None:
         c.print("Not connected. Run `loopsync connect`.")
@@ -239,7 +246,10 @@ def show_status(doc: dict[str, Any]) -> None:
             c.print("Loop Returns: [yellow]disconnected[/yellow] — existing holds are still released when they ship")
     last = doc["last_scan"]
     if last:
-        c.print(f"Last scan: #{last['id']} {when(last['finished_at'] or last['started_at'])} UTC — {last['outcome']}")
+        error = f" ({escape(last['error'])})" if last.get("error") and last["outcome"] != "ok" else ""
+        c.print(
+            f"Last scan: #{last['id']} {when(last['finished_at'] or last['started_at'])} UTC — {last['outcome']}{error}"
+        )
     else:
         c.print("Last scan: never")
     if doc["held"]:
@@ -278,6 +288,14 @@ def show_status(doc: dict[str, Any]) -> None:
                 cell(r["order"] or r["order_id"]), short_gid(r["fulfillment_order_id"]), str(r["times"]),
                 when(r["last_at"]),
             )
+        c.print(table)
+    gave_up = doc.get("gave_up") or []
+    if gave_up:
+        table = _table("Given up on: needs a person")
+        for col in ("Order", "Why", "Since (UTC)"):
+            table.add_column(col)
+        for g in gave_up:
+            table.add_row(cell(g["order"] or g["order_id"]), cell(g["reason"]), when(g["at"]))
         c.print(table)
     if doc["pending"]:
         table = _table("Pending")

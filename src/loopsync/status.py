@@ -26,6 +26,11 @@ def status_document(store: Store) -> dict[str, Any]:
             "loop_disconnected_at": conn.loop_disconnected_at,
         }
     last = store.ledger.last_scan()
+    unheld = [
+        {"order_id": u.order_id, "order": u.name, "window": u.window, "seen_at": u.last_seen}
+        for u in store.orders.orders_left_unheld()
+    ]
+    given_up = gave_up(store)
     return {
         "connection": connection,
         "last_scan": (
@@ -34,6 +39,7 @@ def status_document(store: Store) -> dict[str, Any]:
                 "started_at": last.started_at,
                 "finished_at": last.finished_at,
                 "outcome": last.outcome,
+                "error": last.error,
                 "counters": last.counters,
             }
             if last
@@ -64,11 +70,52 @@ def status_document(store: Store) -> dict[str, Any]:
             for r in store.holds.reheld()
         ],
         # Pre-order exchanges no hold protects: Loop was disconnected when a scan saw them.
-        "unheld": [
-            {"order_id": u.order_id, "order": u.name, "window": u.window, "seen_at": u.last_seen}
-            for u in store.orders.orders_left_unheld()
-        ],
+        "unheld": unheld,
+        "gave_up": given_up,
+        "attention": attention(connection, last, given_up, unheld),
     }
+
+
+#: Last-scan outcomes that mean the scan did not finish its work.
+UNFINISHED_SCANS = frozenset({"failed", "interrupted", "crashed"})
+
+
+def gave_up(store: Store) -> list[dict[str, Any]]:
+    """Orders loopsync stopped acting on by itself: the hold guard's lost fights (until support settles
+    them) and Loop returns not found after detect.NOTE_GIVE_UP_AFTER."""
+    from loopsync import guard
+
+    rows = [
+        {"order_id": f["order_id"], "order": f["order"], "what": "hold", "reason": guard.GIVE_UP, "at": f["gave_up_at"]}
+        for f in store.holds.hold_fights()
+    ]
+    rows += [
+        {
+            "order_id": w.order_id,
+            "order": w.name,
+            "what": "loop_return",
+            "reason": "Loop return not found after 14 days; the hold stays",
+            "at": w.note_gave_up_at,
+        }
+        for w in store.orders.note_waits()
+        if w.note_gave_up_at
+    ]
+    return rows
+
+
+def attention(
+    connection: dict[str, Any] | None, last, given_up: list[dict[str, Any]], unheld: list[dict[str, Any]]
+) -> list[str]:
+    """What needs a person, one sentence each; `status` exits 1 when there is any (for monitoring)."""
+    said = []
+    if last is not None and last.outcome in UNFINISHED_SCANS:
+        said.append(f"the last scan (#{last.id}) {last.outcome}" + (f" ({last.error})" if last.error else ""))
+    for g in given_up:
+        said.append(f"{g['order'] or g['order_id']}: {g['reason']}")
+    if unheld and connection is not None and not connection["loop_connected"]:
+        n = len(unheld)
+        said.append(f"{n} pre-order exchange{'' if n == 1 else 's'} unheld while Loop is disconnected")
+    return said
 
 
 def pending(store: Store) -> list[dict[str, Any]]:
@@ -111,4 +158,7 @@ def pending(store: Store) -> list[dict[str, Any]]:
 
 def not_connected_document() -> dict[str, Any]:
     """The status of a state file that does not exist yet."""
-    return {"connection": None, "last_scan": None, "cursor": None, "held": [], "pending": [], "reheld": [], "unheld": []}
+    return {
+        "connection": None, "last_scan": None, "cursor": None, "held": [], "pending": [], "reheld": [], "unheld": [],
+        "gave_up": [], "attention": [],
+    }
