@@ -264,7 +264,7 @@ def release(
         raise typer.Exit(ExitCode.PENDING)
 
 
-@app.command(short_help="Connection, last scan, held and pending; exit 1 if a person must act.")
+@app.command(short_help="Connection, last scan, held orders and what needs a person.")
 def status(ctx: typer.Context, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Connection, last scan, orders held and pending items; exits 1 when something needs a person."""
     # Looking must not create a state file (a typo in --db would leave one behind): none is "not connected".
