@@ -7,6 +7,7 @@ Every failure reaches the user as one sentence on stderr and an exit code from
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -105,14 +106,29 @@ def _show_version(value: bool) -> None:
         raise typer.Exit(ExitCode.OK)
 
 
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
 @app.callback()
 def _root(
+    ctx: typer.Context,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            help="json: one JSON object per action on stderr (for journald, Loki, CloudWatch) instead of a "
+            "progress bar.",
+        ),
+    ] = LogFormat.text,
     debug: Annotated[bool, typer.Option("--debug", help="Add the full traceback to an error; the exit code stays the same.")] = False,
     version: Annotated[
         bool, typer.Option("--version", help="Show the version and exit.", callback=_show_version, is_eager=True)
     ] = False,
 ) -> None:
-    pass
+    # Read by the commands that act (scan): Click hands a group's obj down to its subcommands.
+    ctx.obj = {"log_format": log_format.value}
 
 
 # -- connect / disconnect -----------------------------------------------------
@@ -213,15 +229,23 @@ def scan(
     """Reconcile recent Loop exchange orders: hold, tag and note pre-orders; release shipped ones."""
     store = _store(ctx, db, create=False)
     _warn_permissions(store)
+    log_format = (ctx.obj or {}).get("log_format", LogFormat.text.value)
+    watching = render.scan_observer(log_format, interactive=sys.stderr.isatty(), now=service.now)
     try:
-        with service.traffic(record=record, replay=replay, anonymize=anonymize, store=store):
-            report = service.scan(store, since=service.since(since), dry_run=dry_run, wait=wait)
+        with service.traffic(record=record, replay=replay, anonymize=anonymize, store=store), watching as observer:
+            report = service.scan(
+                store, since=service.since(since), dry_run=dry_run, wait=wait, observer=observer
+            )
     except service.ScanInterrupted as stopped:
+        if isinstance(observer, render.JsonLog):
+            observer.finished(stopped.report, "interrupted")
         if as_json:
             render.print_json(render.scan_json(stopped.report))
         # Shown under cron too: a stopped service should say how far it got.
         render.message(render.interrupted_line(stopped.report))
         raise typer.Exit(stopped.exit_code) from None
+    if isinstance(observer, render.JsonLog):
+        observer.finished(report, "pending" if report.pending else "ok")
     if as_json:
         render.print_json(render.scan_json(report))
         render.show_pending(report)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -221,6 +223,96 @@ def show_scan(report: ScanReport, *, verbose: bool, interactive: bool) -> None:
     unheld = left_unheld_line(report)
     if unheld:
         message(unheld)
+
+
+# -- progress and JSON logs ------------------------------------------------------
+# Both are scan observers (loopsync.reconcile.ScanObserver's methods, duck-typed so that this
+# module does not load the reconciler): the scan calls them, they only draw or write.
+
+
+class ScanProgress:
+    """A Rich progress bar on stderr while a scan runs at a terminal: orders read, then exchanges
+    reconciled. Transient: once the scan ends the bar is gone and the summary stands alone."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err(), transient=True
+        )
+        self._read = self._progress.add_task("Orders read", total=None)
+        self._done = None
+
+    def __enter__(self) -> ScanProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def order_read(self, orders_seen: int) -> None:
+        self._progress.update(self._read, completed=orders_seen)
+
+    def reconciling(self, total: int) -> None:
+        self._progress.update(self._read, total=self._progress.tasks[self._read].completed)
+        self._done = self._progress.add_task("Exchanges reconciled", total=total)
+        self._progress.refresh()
+
+    def reconciled(self, outcome: OrderOutcome, scan_id: int | None) -> None:
+        if self._done is not None:
+            self._progress.advance(self._done)
+            self._progress.refresh()
+
+
+class JsonLog:
+    """``--log-format json``: one JSON object per line on stderr for each action a scan takes, each order
+    it leaves pending, and the scan's end (for journald, Loki, CloudWatch). Only what the scan reports
+    is written: order names, action details and Shopify's or Loop's messages, never a credential."""
+
+    def __init__(self, now) -> None:
+        self._now = now
+
+    def _write(self, **fields: Any) -> None:
+        fields = {"ts": self._now(), **fields}
+        sys.stderr.write(json.dumps(fields, sort_keys=True, default=_default) + "\n")
+        sys.stderr.flush()
+
+    def order_read(self, orders_seen: int) -> None:
+        pass
+
+    def reconciling(self, total: int) -> None:
+        pass
+
+    def reconciled(self, outcome: OrderOutcome, scan_id: int | None) -> None:
+        for a in outcome.actions:
+            self._write(
+                scan_id=scan_id, order=outcome.order_name, order_id=outcome.order_id, kind=a.kind,
+                status=a.status, target=a.target, detail=text.one_line(a.detail),
+            )
+        if outcome.attention:
+            self._write(
+                scan_id=scan_id, order=outcome.order_name, order_id=outcome.order_id, kind="pending",
+                status="pending", target=outcome.order_id, detail=text.one_line(outcome.attention),
+            )
+
+    def finished(self, report: ScanReport, outcome: str) -> None:
+        self._write(
+            scan_id=report.scan_id, order=None, order_id=None, kind="scan", status=outcome, target=None,
+            detail=interrupted_line(report) if report.interrupted else scan_summary(report),
+        )
+
+
+@contextmanager
+def scan_observer(log_format: str, *, interactive: bool, now) -> Iterator[ScanProgress | JsonLog | None]:
+    """What watches a scan: the JSON log when asked for, else a progress bar at a terminal only
+    (nothing animated under cron, systemd or a pipe)."""
+    if log_format == "json":
+        yield JsonLog(now)
+    elif interactive:
+        with ScanProgress() as progress:
+            yield progress
+    else:
+        yield None
 
 
 # -- status -------------------------------------------------------------------

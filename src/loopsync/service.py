@@ -496,12 +496,14 @@ def scan(
     since: datetime | None = None,
     dry_run: bool = False,
     wait: bool = False,
+    observer=None,
 ) -> ScanReport:
+    """``observer``: a ``reconcile.ScanObserver`` (progress bar, JSON log) the scan reports to as it goes."""
     rec = reconciler(store, dry_run=dry_run)
     # Signals are caught only once the lock is ours: a scan still queueing for it has
     # nothing to finish, and Ctrl-C or SIGTERM end it as they end any program.
     with store.scan_lock(wait=wait), interrupts.stop_on_signals() as stop:
-        return rec.scan(since, stop=stop.check)
+        return rec.scan(since, stop=stop.check, observer=observer)
 
 
 def release(store: Store, ref: str) -> OrderOutcome:

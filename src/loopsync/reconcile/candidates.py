@@ -50,6 +50,7 @@ def gather(
     loop_connected: bool,
     stop: Callable[[], None],
     forget: Callable[[str], None],
+    seen: Callable[[int], None] = lambda n: None,
 ) -> Candidates:
     """Fill in ``report``'s counts and cursor; return the orders to reconcile."""
     wanted: set[str] = set()
@@ -57,6 +58,7 @@ def gather(
     for summary in shopify.iter_order_summaries(updated_since=report.since, sort_key="UPDATED_AT"):
         stop()
         report.orders_seen += 1
+        seen(report.orders_seen)
         newest = summary.updated_at if newest is None or summary.updated_at > newest else newest
         if exchange_kind(summary, options) is not None:
             wanted.add(summary.id)

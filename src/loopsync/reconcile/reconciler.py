@@ -26,7 +26,7 @@ from loopsync.loop import LoopClient
 from loopsync.models import Order, VariantInfo
 from loopsync.reconcile import candidates, plan
 from loopsync.reconcile.effects import DryRun, Executor, LoopDisconnected
-from loopsync.reconcile.report import OrderOutcome, ScanInterrupted, ScanReport
+from loopsync.reconcile.report import OrderOutcome, ScanInterrupted, ScanObserver, ScanReport
 from loopsync.settings import Settings
 from loopsync.shopify import ShopifyClient
 from loopsync.store import Store
@@ -68,8 +68,14 @@ class Reconciler:
 
     # -- the scan -------------------------------------------------------------
 
-    def scan(self, since: datetime | None = None, *, stop: Callable[[], None] | None = None) -> ScanReport:
-        """One pass over recent and remembered orders.
+    def scan(
+        self,
+        since: datetime | None = None,
+        *,
+        stop: Callable[[], None] | None = None,
+        observer: ScanObserver | None = None,
+    ) -> ScanReport:
+        """One pass over recent and remembered orders; ``observer`` hears how far it got.
 
         ``stop`` is called before every side effect and between orders; when it raises
         :class:`StopRequested` (or Ctrl-C raises KeyboardInterrupt) the scan is recorded
@@ -82,7 +88,7 @@ class Reconciler:
             self.effects.stop = stop
         report.scan_id = self.effects.scan_started(since)
         try:
-            self._scan(report)
+            self._scan(report, observer or ScanObserver())
         except (StopRequested, KeyboardInterrupt) as exc:
             signum = exc.signum if isinstance(exc, StopRequested) else signal.SIGINT
             partial = exc.outcome if isinstance(exc, StopRequested) else None
@@ -103,7 +109,7 @@ class Reconciler:
         )
         return report
 
-    def _scan(self, report: ScanReport) -> None:
+    def _scan(self, report: ScanReport, observer: ScanObserver) -> None:
         found = candidates.gather(
             self.store,
             self.shopify,
@@ -113,11 +119,15 @@ class Reconciler:
             loop_connected=self.loop is not None,
             stop=self.effects.stop,
             forget=self.effects.forget_order,
+            seen=observer.order_read,
         )
         self._variants = found.variants
+        observer.reconciling(len(found.orders))
         for order in found.orders:
             self.effects.stop()
-            report.outcomes.append(self.reconcile_order(order))
+            outcome = self.reconcile_order(order)
+            report.outcomes.append(outcome)
+            observer.reconciled(outcome, report.scan_id)
 
     def _counters(self, report: ScanReport) -> dict[str, int]:
         return {

@@ -90,6 +90,22 @@ class ScanReport:
         return [o for o in self.outcomes if o.decision == "disconnected_skip" and o.order_id not in self.known_unheld]
 
 
+class ScanObserver:
+    """What a scan tells whoever watches it (a progress bar, a JSON log), while it runs.
+
+    The reconciler calls these and renders nothing itself; this base class ignores them all.
+    """
+
+    def order_read(self, orders_seen: int) -> None:
+        """One more order summary read from Shopify (``orders_seen`` so far)."""
+
+    def reconciling(self, total: int) -> None:
+        """The orders to reconcile are known: ``total`` of them."""
+
+    def reconciled(self, outcome: OrderOutcome, scan_id: int | None) -> None:
+        """One order is done (its actions, pending reason and all)."""
+
+
 class ScanInterrupted(LoopsyncError):
     """SIGINT or SIGTERM stopped the scan; ``report`` holds what it got done."""
 
