@@ -1,5 +1,6 @@
-"""Commands that only look (`status`, `preorders list`, `config list`) never create or change the
-state file, and work on one they cannot write: a 0400 file, a read-only directory, a scan's live WAL."""
+"""Commands that only look (`status`, `preorders list`, `config list`, `history`, `explain`) never
+create or change the state file, and work on one they cannot write: a 0400 file, a read-only
+directory, a scan's live WAL."""
 
 from __future__ import annotations
 
@@ -131,3 +132,20 @@ def test_writing_commands_still_refuse_a_read_only_state_file(cli, state, checks
     with unwritable(state):
         result = cli(["config", "set", "note_label", "Other", "--db", str(state)])
     checks.clean_error(result, 2, "read-only; loopsync needs to write to it")
+
+
+@pytest.mark.parametrize("args", [["history", "--json"], ["explain", "EXC-1086-1", "--json"]], ids=_ids)
+@pytest.mark.parametrize("what", ["file", "directory"])
+def test_history_and_explain_work_on_a_state_file_they_cannot_write(args, what, cli, state):
+    assert cli(["scan", "--db", str(state)]).code == 0
+    gc.collect()
+    before = _listing(state.parent)
+
+    with unwritable(state if what == "file" else state.parent):
+        result = cli([*args, "--db", str(state)])
+
+    assert result.code == 0, result.output
+    doc = json.loads(result.out)
+    entries = doc["entries"] if args[0] == "history" else doc["ledger"]["history"]
+    assert "EXC-1086-1" in {e["order"] for e in entries}
+    assert _listing(state.parent) == before, "a read-only command created or changed a file"
