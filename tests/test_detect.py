@@ -300,3 +300,47 @@ def test_hold_decision_carries_its_fulfillment_order():
     the_fo = fo("OPEN", [fo_line(1, V1)])
     [decision] = detect.hold_plan(order(fos=(the_fo,)), PRE)
     assert decision.fulfillment_order is the_fo
+
+
+# --- why: which rule, which window source (what `explain` shows) ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "tags", "expected"),
+    [
+        ("#EXC-1001", ("Loop Exchange", "exchange"), ("separate", "name_prefix")),
+        ("#1001", ("loop  EXCHANGE", "Exchange"), ("separate", "exchange_tag")),
+        ("#1001", ("loop  EXCHANGE",), ("native", "native_tag")),
+        ("#1001", ("wholesale",), (None, None)),
+    ],
+)
+def test_exchange_rule_names_the_first_rule_that_matches(name, tags, expected):
+    found = detect.exchange_rule(order(name, tags), name_prefix="EXC-", exchange_tag="exchange",
+                                 native_tag="Loop Exchange")
+    assert found == expected
+    assert detect.exchange_kind(order(name, tags), name_prefix="EXC-", exchange_tag="exchange",
+                                native_tag="Loop Exchange") == expected[0]
+
+
+@pytest.mark.parametrize(
+    ("info", "override", "expected"),
+    [
+        (VariantInfo(V1, True, (PLAN_B,), "Late March"), "Spring 2027", ("Spring 2027", "override")),
+        (VariantInfo(V1, True, (PLAN_B,), "Late March"), None, ("Late March", "metafield")),
+        (VariantInfo(V1, True, (PLAN_B,)), None, ("5 March 2027", "selling_plan_date")),
+        (VariantInfo(V1, True, (PLAN_A,)), None, ("Ships in spring", "selling_plan_description")),
+        (VariantInfo(V1, True, ()), None, ("to be confirmed", "to_be_confirmed")),
+        (None, None, ("to be confirmed", "to_be_confirmed")),
+    ],
+)
+def test_window_and_source_says_where_the_window_came_from(info, override, expected):
+    assert detect.window_and_source(info, override, None) == expected
+    assert detect.shipping_window(info, override, None) == expected[0]
+
+
+def test_a_preorder_line_carries_its_window_source():
+    [found] = detect.preorder_lines(
+        order(lines=(line(1, V1),)), "separate", {V1: VariantInfo(V1, True, (PLAN_B,))}, {}
+    )
+    assert (found.source, found.window, found.window_source) == ("selling_plan_group", "5 March 2027",
+                                                                  "selling_plan_date")
