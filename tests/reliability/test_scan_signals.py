@@ -67,10 +67,14 @@ def open_intents(harness) -> list[tuple]:
         con.close()
 
 
-def status(harness) -> dict:
+def status(harness, *, code: int = 1) -> dict:
+    """The status document; an interrupted last scan is something for a person to see (exit 1)."""
     result = run_cli(["status", "--json", "--db", str(harness.db)])
-    assert result.code == 0, result.output
-    return json.loads(result.out)
+    assert result.code == code, result.output
+    doc = json.loads(result.out)
+    if code:
+        assert any("interrupted" in line for line in doc["attention"]), doc["attention"]
+    return doc
 
 
 def test_ctrl_c_finishes_the_call_in_flight_records_it_and_exits_130(make_harness):
@@ -97,6 +101,7 @@ def test_ctrl_c_finishes_the_call_in_flight_records_it_and_exits_130(make_harnes
 
     assert harness.converge(max_runs=1) == [0]
     check_end_state(harness, expected(), label="after Ctrl-C")
+    assert status(harness, code=0)["attention"] == []
 
 
 def test_sigterm_finishes_the_call_in_flight_and_exits_143(make_harness):
