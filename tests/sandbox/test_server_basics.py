@@ -92,6 +92,8 @@ def test_credentials_and_env_of_demo(sandbox):
         "shopify_token": "shpat_sandbox_demo_token",
         "client_id": "sandbox-client-id",
         "client_secret": "shpss_sandbox_demo_secret",
+        # Deliveries to an app with a client secret are signed with it.
+        "webhook_secret": "shpss_sandbox_demo_secret",
         "loop_api_key": "loop_sandbox_demo_key",
     }
     assert sandbox.env() == {
@@ -100,6 +102,7 @@ def test_credentials_and_env_of_demo(sandbox):
         "LOOPSYNC_SHOP": "sandbox-store.myshopify.com",
         "LOOPSYNC_SHOPIFY_TOKEN": "shpat_sandbox_demo_token",
         "LOOPSYNC_LOOP_API_KEY": "loop_sandbox_demo_key",
+        "LOOPSYNC_SHOPIFY_WEBHOOK_SECRET": "shpss_sandbox_demo_secret",
     }
 
 

@@ -158,6 +158,7 @@ class Sandbox:
         if self._server is not None:
             return self
         self._server = _Server(self._address, self.app)
+        self.app.webhooks.start()
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
             name=f"loopsync-sandbox-{self.port}", daemon=True,
@@ -169,6 +170,7 @@ class Sandbox:
         server, thread = self._server, self._thread
         if server is None:
             return
+        self.app.webhooks.stop()
         server.shutdown()
         server.close_open_connections()
         server.server_close()
@@ -181,6 +183,11 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @property
+    def webhooks(self):
+        """The delivery engine (``sandbox.webhooks.WebhookEngine``): switches, attempts, ``wait_idle``."""
+        return self.app.webhooks
 
     @property
     def connections_accepted(self) -> int:
@@ -228,6 +235,8 @@ class Sandbox:
             "LOOPSYNC_SHOP": creds["shop_domain"],
             "LOOPSYNC_SHOPIFY_TOKEN": creds["shopify_token"],
             "LOOPSYNC_LOOP_API_KEY": creds["loop_api_key"],
+            # What `loopsync serve` checks deliveries with (the contract of issue 11).
+            "LOOPSYNC_SHOPIFY_WEBHOOK_SECRET": creds["webhook_secret"],
         }
         return {k: v for k, v in values.items() if v is not None}
 
@@ -244,6 +253,8 @@ def credentials(world: World) -> dict[str, str | None]:
             "shopify_token": sorted(app.static_tokens)[0] if app and app.static_tokens else None,
             "client_id": app.client_id if app else None,
             "client_secret": app.client_secret if app else None,
+            # What the sandbox signs this app's webhook deliveries with (its client secret, else its API secret).
+            "webhook_secret": app.webhook_secret if app else None,
             "loop_api_key": loop_key,
         }
 
