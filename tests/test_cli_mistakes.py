@@ -127,6 +127,8 @@ SERVE_CASES = {
     "a scenario that is not YAML": (["--scenario", "{tmp}/broken.yaml"], "not valid YAML"),
     "a scenario with a bad section": (["--scenario", "{tmp}/bad.json"], "shop: expected a mapping"),
     "a port in use": (["--port", "{busy}"], "is already in use: pick another --port"),
+    "plain http to another machine": (["--webhooks-to", "http://hooks.example/h"],
+                                      "--webhooks-to must be an https:// address"),
 }
 
 

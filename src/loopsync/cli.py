@@ -443,9 +443,19 @@ def sandbox_serve(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seeds the faults (unless SPEC has seed=) and the scenario.")] = 0,
+    webhooks_to: Annotated[
+        str | None,
+        typer.Option(
+            "--webhooks-to",
+            metavar="URL",
+            help="Subscribe loopsync's app to every topic the sandbox delivers, at URL "
+            "(https://, or http:// on 127.0.0.1 or localhost).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Serve a local Shopify Admin GraphQL + Loop Returns API until Ctrl-C."""
-    service.serve_sandbox(host=host, port=port, scenario=scenario, faults=faults, seed=seed)
+    """Serve a local Shopify Admin GraphQL + Loop Returns API until Ctrl-C, printing each webhook delivery."""
+    service.serve_sandbox(host=host, port=port, scenario=scenario, faults=faults, seed=seed, webhooks_to=webhooks_to)
 
 
 # -- entry point --------------------------------------------------------------

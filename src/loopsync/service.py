@@ -567,7 +567,8 @@ def demo(*, keep_db: Path | None = None) -> None:
     run_demo(keep_db=keep_db)
 
 
-def serve_sandbox(*, host: str, port: int, scenario: str, faults: str | None, seed: int) -> None:
+def serve_sandbox(*, host: str, port: int, scenario: str, faults: str | None, seed: int,
+                  webhooks_to: str | None = None) -> None:
     from loopsync.sandbox.server import serve
 
-    serve(host=host, port=port, scenario=scenario, faults=faults, seed=seed)
+    serve(host=host, port=port, scenario=scenario, faults=faults, seed=seed, webhooks_to=webhooks_to)

@@ -204,6 +204,34 @@ def test_serve_prints_url_credentials_and_env_then_stops():
     assert "sandbox stopped" in out.getvalue()
 
 
+def test_serve_subscribes_webhooks_to_and_prints_each_delivery():
+    from support.fakehttp import FakeServer, Reply
+
+    out = io.StringIO()
+    stop = threading.Event()
+    with FakeServer(fallback=lambda _r: Reply(200, {})) as receiver:
+        thread = threading.Thread(target=serve, kwargs={"port": 0, "out": out, "stop_event": stop,
+                                                        "webhooks_to": f"{receiver.url}/webhooks/shopify"})
+        thread.start()
+        try:
+            deadline = time.monotonic() + 10
+            while "Press Ctrl-C" not in out.getvalue() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            url = out.getvalue().split("listening on ", 1)[1].split()[0]
+            assert "orders/create, orders/updated" in out.getvalue()
+            created = requests.post(f"{url}/_sandbox/activity", json={"do": "create_exchange", "sku": "JKT-L-PRE"},
+                                    timeout=5).json()
+            line = f"webhook orders/create -> {receiver.url}/webhooks/shopify: 200 (attempt 1,"
+            while line not in out.getvalue() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert line in out.getvalue()
+            assert any(r.json().get("name") == created["order"]["name"] for r in receiver.requests)
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+    assert "export LOOPSYNC_SHOPIFY_WEBHOOK_SECRET=shpss_sandbox_demo_secret" in out.getvalue()
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_serve_stops_cleanly_on_signal(signum):
     proc = subprocess.Popen(
