@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import tomllib
 
@@ -9,6 +12,7 @@ import pytest
 
 from loopsync.sandbox.scenarios import read_scenario
 from loopsync.sandbox.server import Sandbox
+from support.fakehttp import Reply
 from support.sandbox import sandbox_env
 
 BASE = "http://127.0.0.1:8080"
@@ -130,3 +134,19 @@ def test_base_must_be_https_except_on_this_machine(cli, checks, tmp_path, url, c
 def test_webhooks_need_a_connection(cli, tmp_path):
     result = cli(["webhooks", "list", "--db", str(tmp_path / "none.db")])
     assert result.code == 2 and "not connected" in result.err
+
+
+def test_installed_subscriptions_get_deliveries_of_loopsyncs_own_changes(cli, sandbox, connected, server):
+    """A scan's holds and tags are changes like any other: Shopify (and the sandbox) deliver them too."""
+    server.fallback = lambda _r: Reply(200, {})
+    env = sandbox_env(sandbox)
+    assert cli(["webhooks", "install", "--url", server.url, "--db", str(connected)], env=env).code == 0
+    assert cli(["scan", "--db", str(connected)], env=env).code in (0, 1)
+    assert sandbox.webhooks.wait_idle(10)
+    updated = [r.json() for r in server.requests if r.headers["x-shopify-topic"] == "orders/updated"]
+    held = {o["name"] for o in updated if "EXC-" in o["name"]}
+    assert held and all(r.path == "/webhooks/shopify" for r in server.requests)
+    secret = sandbox.credentials["webhook_secret"]
+    for r in server.requests:
+        digest = base64.b64encode(hmac.new(secret.encode(), r.body, hashlib.sha256).digest()).decode()
+        assert r.headers["x-shopify-hmac-sha256"] == digest

@@ -87,7 +87,7 @@ class SandboxApp:
         self.world = world
         self.faults = faults
         self.loop = LoopAPI(world)
-        # Listens to the world from now on: what a scenario set up before this is not delivered.
+        # Listens to the world while the server runs (Sandbox.start/stop).
         self.webhooks = WebhookEngine(world)
         self._graphql: Any = None
         self._graphql_lock = threading.Lock()

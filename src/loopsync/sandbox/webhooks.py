@@ -230,7 +230,6 @@ class WebhookEngine:
         self._stopping = False
         self._session_factory = session_factory
         self.on_attempt: list[Callable[[Attempt], None]] = []
-        world.listeners.append(self.on_change)
 
     # -- configuration --
 
@@ -304,6 +303,10 @@ class WebhookEngine:
     # -- sending --
 
     def start(self) -> None:
+        """Listen to the world and send; what changed before this (a scenario being loaded) is not delivered."""
+        with self.world.lock:
+            if self.on_change not in self.world.listeners:
+                self.world.listeners.append(self.on_change)
         with self._cond:
             self._stopping = False
         self._ensure_workers()
@@ -321,6 +324,10 @@ class WebhookEngine:
                 worker.start()
 
     def stop(self) -> None:
+        # A stopped sandbox's world may be served again by another Sandbox, with an engine of its own.
+        with self.world.lock:
+            if self.on_change in self.world.listeners:
+                self.world.listeners.remove(self.on_change)
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
