@@ -120,17 +120,6 @@ def test_toml_needs_no_connection():
         "uri": "https://hooks.example.com/webhooks/shopify"}]}}
 
 
-@pytest.mark.parametrize("url", ["http://hooks.example.com", "ftp://hooks.example.com", "hooks.example.com",
-                                 "https://user:secret-pass@hooks.example.com", "https://hooks.example.com/?t=x"])
-@pytest.mark.parametrize("command", ["install", "uninstall", "toml"])
-def test_base_must_be_https_except_on_this_machine(cli, checks, tmp_path, url, command):
-    result = cli(["webhooks", command, "--url", url, "--db", str(tmp_path / "none.db")]
-                 if command != "toml" else ["webhooks", command, "--url", url])
-    checks.clean_error(result, 2, "--url must")
-    assert "secret-pass" not in result.output
-    assert not (tmp_path / "none.db").exists()
-
-
 def test_webhooks_need_a_connection(cli, tmp_path):
     result = cli(["webhooks", "list", "--db", str(tmp_path / "none.db")])
     assert result.code == 2 and "not connected" in result.err

@@ -434,9 +434,10 @@ class WebhookEngine:
 
     def describe(self) -> dict[str, Any]:
         with self.world.lock:
+            titles = {app.id: app.title for app in self.world.apps.values()}
             subs = [
-                {"id": s.id, "app": (self.world.apps.get(s.app_id) or App("", "", [])).title, "topic": s.topic,
-                 "uri": s.uri, "consecutive_failures": s.consecutive_failures}
+                {"id": s.id, "app": titles.get(s.app_id), "topic": s.topic, "uri": s.uri,
+                 "consecutive_failures": s.consecutive_failures}
                 for s in self.world.webhook_subscriptions.values()
             ]
         return {"switches": self.switches.as_dict(), "pending": self.pending(), "subscriptions": subs}
