@@ -1,5 +1,6 @@
 """A person's mistake is a usage error (exit 2) with the sentence that says what to fix, never
-"an unexpected problem" (exit 70): bad --record and --replay files, and every `sandbox serve` mistake."""
+"an unexpected problem" (exit 70): bad --record and --replay files, every `sandbox serve` mistake,
+and every bad `webhooks --url`."""
 
 from __future__ import annotations
 
@@ -127,6 +128,8 @@ SERVE_CASES = {
     "a scenario that is not YAML": (["--scenario", "{tmp}/broken.yaml"], "not valid YAML"),
     "a scenario with a bad section": (["--scenario", "{tmp}/bad.json"], "shop: expected a mapping"),
     "a port in use": (["--port", "{busy}"], "is already in use: pick another --port"),
+    "plain http to another machine": (["--webhooks-to", "http://hooks.example/h"],
+                                      "--webhooks-to must be an https:// address"),
 }
 
 
@@ -140,3 +143,27 @@ def test_sandbox_serve_mistakes(case, cli, tmp_path, busy_port, not_serving, che
     result = cli(["sandbox", "serve", *args])
 
     checks.clean_error(result, 2, phrase)
+
+
+WEBHOOK_URL_CASES = {
+    "plain http to another machine": ("http://hooks.shop.example.net", "--url must use https://"),
+    "another scheme": ("ftp://hooks.shop.example.net", "--url must be an address like https://"),
+    "no scheme": ("hooks.shop.example.net", "--url must be an address like https://"),
+    # The password must not be echoed back.
+    "a password in it": ("https://user:secret-pass@hooks.shop.example.net", "without a user name, password"),
+    "a query": ("https://hooks.shop.example.net/?t=x", "without a user name, password, query"),
+}
+
+
+@pytest.mark.parametrize("command", ["install", "uninstall", "toml"])
+@pytest.mark.parametrize("case", WEBHOOK_URL_CASES)
+def test_webhooks_url_mistakes(case, command, cli, tmp_path, checks):
+    url, phrase = WEBHOOK_URL_CASES[case]
+    db = tmp_path / "none.db"
+    args = ["webhooks", command, "--url", url] + (["--db", str(db)] if command != "toml" else [])
+
+    result = cli(args)
+
+    checks.clean_error(result, 2, phrase)
+    assert "secret-pass" not in result.output and url not in result.output
+    assert not db.exists()  # refused before any state file is looked for

@@ -43,7 +43,12 @@ config_app = typer.Typer(
     help="Store-wide settings: exchange prefix and tags, note label, metafield, lookback.",
     short_help="Store-wide settings: prefix, tags, note label, lookback.",
 )
+webhooks_app = typer.Typer(
+    help="loopsync's Shopify webhook subscriptions, pointing at `loopsync serve`.",
+    short_help="Shopify webhook subscriptions for `loopsync serve`.",
+)
 app.add_typer(preorders_app, name="preorders")
+app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
 
@@ -418,6 +423,63 @@ def config_unset(
     render.message(f"{key} = {now} (default)" if now else f"{key} is off (default)")
 
 
+# -- webhook subscriptions ------------------------------------------------------
+
+UrlOption = Annotated[
+    str,
+    typer.Option(
+        "--url",
+        metavar="BASE",
+        help="Where `loopsync serve` is reached, e.g. https://hooks.example.com (deliveries go to BASE/webhooks/shopify).",
+    ),
+]
+
+
+@webhooks_app.command("install", short_help="Subscribe loopsync's topics at BASE (idempotent).")
+def webhooks_install(ctx: typer.Context, url: UrlOption, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Subscribe every topic loopsync needs at BASE/webhooks/shopify; subscriptions already there are kept."""
+    base = service.webhooks_base(url)
+    installed = service.webhooks_install(_store(ctx, db, create=False), base)
+    rows = [("created", s) for s in installed.created] + [("kept", s) for s in installed.kept]
+    if as_json:
+        render.print_json({"uri": installed.uri,
+                           "subscriptions": [render.subscription_json(s, state) for state, s in rows]})
+        return
+    render.subscription_lines(rows)
+    render.message(f"{len(installed.created)} subscription(s) created, {len(installed.kept)} already there.")
+
+
+@webhooks_app.command("list", short_help="List this app's webhook subscriptions.")
+def webhooks_list(ctx: typer.Context, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """List this app's webhook subscriptions: topic, address, id, created at."""
+    subs = service.webhooks_list(_store(ctx, db, create=False))
+    if as_json:
+        render.print_json([render.subscription_json(s) for s in subs])
+        return
+    if not subs:
+        render.err().print("No webhook subscriptions.")
+        return
+    render.subscription_lines([(None, s) for s in subs])
+
+
+@webhooks_app.command("uninstall", short_help="Delete this app's subscriptions at or under BASE.")
+def webhooks_uninstall(ctx: typer.Context, url: UrlOption, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Delete this app's webhook subscriptions at or under BASE; other apps' are never touched."""
+    base = service.webhooks_base(url)
+    deleted = service.webhooks_uninstall(_store(ctx, db, create=False), base)
+    if as_json:
+        render.print_json([render.subscription_json(s, "deleted") for s in deleted])
+        return
+    render.subscription_lines([("deleted", s) for s in deleted])
+    render.message(f"{len(deleted)} subscription(s) deleted.")
+
+
+@webhooks_app.command("toml", short_help="Print the [webhooks] block for the app's TOML.")
+def webhooks_toml(url: UrlOption) -> None:
+    """Print the [webhooks] block of the app's TOML (for `shopify app deploy`); needs no connection."""
+    sys.stdout.write(service.webhooks_toml(service.webhooks_base(url)))
+
+
 # -- demo and sandbox ---------------------------------------------------------
 
 
@@ -445,9 +507,19 @@ def sandbox_serve(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seeds the faults (unless SPEC has seed=) and the scenario.")] = 0,
+    webhooks_to: Annotated[
+        str | None,
+        typer.Option(
+            "--webhooks-to",
+            metavar="URL",
+            help="Subscribe loopsync's app to every topic the sandbox delivers, at URL "
+            "(https://, or http:// on 127.0.0.1 or localhost).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Serve a local Shopify Admin GraphQL + Loop Returns API until Ctrl-C."""
-    service.serve_sandbox(host=host, port=port, scenario=scenario, faults=faults, seed=seed)
+    """Serve a local Shopify Admin GraphQL + Loop Returns API until Ctrl-C, printing each webhook delivery."""
+    service.serve_sandbox(host=host, port=port, scenario=scenario, faults=faults, seed=seed, webhooks_to=webhooks_to)
 
 
 # -- entry point --------------------------------------------------------------

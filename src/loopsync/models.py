@@ -179,3 +179,13 @@ class LoopNote:
     id: int | None
     content: str
     created_at: str | None = None
+
+
+@dataclass(frozen=True)
+class WebhookSubscription:
+    """One of this app's Admin API webhook subscriptions; ``topic`` is the GraphQL enum value (ORDERS_CREATE)."""
+
+    id: str
+    topic: str
+    uri: str
+    created_at: str | None = None

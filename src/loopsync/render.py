@@ -484,3 +484,25 @@ def show_history(doc: dict[str, Any], *, interactive: bool) -> None:
     for e in entries:
         fields = (e["at"], e["order"] or e["order_id"], e["kind"], e["status"], e["detail"])
         sys.stdout.write("\t".join(text.one_line(str(f or "")) for f in fields) + "\n")
+
+
+# -- webhook subscriptions ------------------------------------------------------
+
+
+def subscription_json(sub: Any, state: str | None = None) -> dict[str, Any]:
+    from loopsync.subscriptions import topic_name
+
+    doc = {"id": sub.id, "topic": topic_name(sub.topic), "uri": sub.uri, "created_at": sub.created_at}
+    if state is not None:
+        doc["state"] = state
+    return doc
+
+
+def subscription_lines(rows: list[tuple[str | None, Any]]) -> None:
+    """One tab-separated line per subscription on stdout, for `cut`/`awk`: [state,] topic, uri, id, created at."""
+    from loopsync.subscriptions import topic_name
+
+    for state, sub in rows:
+        fields = [state] if state is not None else []
+        fields += [topic_name(sub.topic), text.clean(sub.uri, SHOWN_MAX_LENGTH), sub.id, sub.created_at or ""]
+        sys.stdout.write("\t".join(fields) + "\n")

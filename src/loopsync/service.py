@@ -561,6 +561,47 @@ def since(text: str | None) -> datetime | None:
     return settings.parse_since(text, now()) if text else None
 
 
+# -- webhook subscriptions --------------------------------------------------------
+
+
+def webhooks_base(url: str) -> str:
+    """``--url`` checked before any state file is opened (see ``subscriptions.base_url``)."""
+    from loopsync.subscriptions import base_url
+
+    return base_url(url)
+
+
+def _shopify_of(store: Store) -> ShopifyClient:
+    conn = require_connection(store)
+    shopify, _loop = clients(store, conn)
+    return shopify
+
+
+def webhooks_install(store: Store, base: str):
+    """Subscribe loopsync's topics at ``base``/webhooks/shopify (``subscriptions.Installed``)."""
+    from loopsync import subscriptions
+
+    return subscriptions.install(_shopify_of(store), base)
+
+
+def webhooks_list(store: Store):
+    from loopsync import subscriptions
+
+    return subscriptions.subscriptions(_shopify_of(store))
+
+
+def webhooks_uninstall(store: Store, base: str):
+    from loopsync import subscriptions
+
+    return subscriptions.uninstall(_shopify_of(store), base)
+
+
+def webhooks_toml(base: str) -> str:
+    from loopsync import subscriptions
+
+    return subscriptions.toml(base)
+
+
 # -- demo and sandbox -------------------------------------------------------------
 
 
@@ -571,7 +612,8 @@ def demo(*, keep_db: Path | None = None) -> None:
     run_demo(keep_db=keep_db)
 
 
-def serve_sandbox(*, host: str, port: int, scenario: str, faults: str | None, seed: int) -> None:
+def serve_sandbox(*, host: str, port: int, scenario: str, faults: str | None, seed: int,
+                  webhooks_to: str | None = None) -> None:
     from loopsync.sandbox.server import serve
 
-    serve(host=host, port=port, scenario=scenario, faults=faults, seed=seed)
+    serve(host=host, port=port, scenario=scenario, faults=faults, seed=seed, webhooks_to=webhooks_to)

@@ -92,6 +92,8 @@ def test_credentials_and_env_of_demo(sandbox):
         "shopify_token": "shpat_sandbox_demo_token",
         "client_id": "sandbox-client-id",
         "client_secret": "shpss_sandbox_demo_secret",
+        # Deliveries to an app with a client secret are signed with it.
+        "webhook_secret": "shpss_sandbox_demo_secret",
         "loop_api_key": "loop_sandbox_demo_key",
     }
     assert sandbox.env() == {
@@ -100,6 +102,7 @@ def test_credentials_and_env_of_demo(sandbox):
         "LOOPSYNC_SHOP": "sandbox-store.myshopify.com",
         "LOOPSYNC_SHOPIFY_TOKEN": "shpat_sandbox_demo_token",
         "LOOPSYNC_LOOP_API_KEY": "loop_sandbox_demo_key",
+        "LOOPSYNC_SHOPIFY_WEBHOOK_SECRET": "shpss_sandbox_demo_secret",
     }
 
 
@@ -199,6 +202,34 @@ def test_serve_prints_url_credentials_and_env_then_stops():
                      "export LOOPSYNC_SHOPIFY_TOKEN=", "export LOOPSYNC_LOOP_API_KEY=", "5xx=0.1"):
         assert expected in text
     assert "sandbox stopped" in out.getvalue()
+
+
+def test_serve_subscribes_webhooks_to_and_prints_each_delivery():
+    from support.fakehttp import FakeServer, Reply
+
+    out = io.StringIO()
+    stop = threading.Event()
+    with FakeServer(fallback=lambda _r: Reply(200, {})) as receiver:
+        thread = threading.Thread(target=serve, kwargs={"port": 0, "out": out, "stop_event": stop,
+                                                        "webhooks_to": f"{receiver.url}/webhooks/shopify"})
+        thread.start()
+        try:
+            deadline = time.monotonic() + 10
+            while "Press Ctrl-C" not in out.getvalue() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            url = out.getvalue().split("listening on ", 1)[1].split()[0]
+            assert "orders/create, orders/updated" in out.getvalue()
+            created = requests.post(f"{url}/_sandbox/activity", json={"do": "create_exchange", "sku": "JKT-L-PRE"},
+                                    timeout=5).json()
+            line = f"webhook orders/create -> {receiver.url}/webhooks/shopify: 200 (attempt 1,"
+            while line not in out.getvalue() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert line in out.getvalue()
+            assert any(r.json().get("name") == created["order"]["name"] for r in receiver.requests)
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+    assert "export LOOPSYNC_SHOPIFY_WEBHOOK_SECRET=shpss_sandbox_demo_secret" in out.getvalue()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -14,6 +14,7 @@ def sandbox_env(sb: Sandbox, **extra: str) -> dict[str, str]:
         "LOOPSYNC_LOOP_API_URL": sb.url,
         "LOOPSYNC_SHOPIFY_TOKEN": creds["shopify_token"],
         "LOOPSYNC_LOOP_API_KEY": creds["loop_api_key"],
+        "LOOPSYNC_SHOPIFY_WEBHOOK_SECRET": creds["webhook_secret"],
     }
     env.update(extra)
     return env

@@ -10,6 +10,7 @@ these actors are not loopsync.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 
 from loopsync.sandbox.shopify import rules
@@ -141,6 +142,76 @@ def cancel(world: World, order_name: str) -> Order:
         return order
 
 
+def create_exchange(world: World, action: dict) -> dict:
+    """Loop creates an exchange order now, as a customer's exchange is processed: what a webhook receiver sees live.
+
+    Takes ``sku`` (or ``variant``, a gid) of the item exchanged into, optionally ``original``
+    (an order name; default: a new original order of the same item is made first),
+    ``quantity``, ``mode`` (separate or native) and ``routing_delay_ms``: with a delay
+    (default: the webhook switch of that name) the order first exists with no fulfillment
+    order, and ``fulfillment_orders/order_routing_complete`` fires when it appears, as
+    the facts doc says Shopify can do. Returns what was created, with the moment it was.
+    """
+    from loopsync.sandbox import builders
+    from loopsync.sandbox.scenarios import ScenarioError, add_exchange
+
+    sku = action.get("sku") or action.get("variant")
+    if not sku:
+        raise ActivityError("create_exchange needs 'sku' (or 'variant'): the item exchanged into")
+    delay = action.get("routing_delay_ms")
+    if delay is None:
+        switches = world.webhook_switches
+        delay = switches.routing_delay_ms if switches is not None else 0
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
+        raise ActivityError("routing_delay_ms must be a non-negative number of milliseconds")
+    quantity = action.get("quantity", 1)
+    mode = action.get("mode", "separate")
+    with world.lock:
+        original = action.get("original") or _new_original(world, str(sku), quantity)
+        spec: dict = {"mode": mode, "original": original, "lines": [{"sku": sku, "quantity": quantity}]}
+        if delay and mode == "separate":
+            spec["fulfillment_orders"] = []
+        try:
+            created = add_exchange(world, spec, "create_exchange")
+        except ScenarioError as exc:
+            raise ActivityError(str(exc)) from None
+        created["created_at_exact"] = world.clock().isoformat(timespec="microseconds").replace("+00:00", "Z")
+        created["original"] = original
+    if delay and mode == "separate":
+        order_id = created["order"]["id"]
+
+        def route() -> None:
+            builders.route_order(world, order_id)
+
+        timer = threading.Timer(delay / 1000, route)
+        timer.daemon = True
+        timer.start()
+    return created
+
+
+def _new_original(world: World, sku: str, quantity: int) -> str:
+    """A delivered original order for an exchange to hang on: #2001, #2002, … (the demo's numbers stay clear)."""
+    from loopsync.sandbox.scenarios.orders import add_order
+
+    number = 2001
+    while world.order_by_name(f"#{number}") is not None:
+        number += 1
+    add_order(world, {"name": f"#{number}", "created": "-3d", "lines": [{"sku": sku, "quantity": quantity}],
+                      "closed": True}, "create_exchange.original")
+    return f"#{number}"
+
+
+def ship_preorder(world: World, action: dict) -> dict:
+    """The pre-order ships: the variant leaves its pre-order selling plan groups (``selling_plan_groups/update``)."""
+    ref = action.get("sku") or action.get("variant")
+    with world.lock:
+        variant = next((v for v in world.variants.values() if ref in (v.sku, v.id)), None)
+        if variant is None:
+            raise ActivityError(f"no variant with SKU or id {ref!r} in the sandbox store")
+        world.take_off_preorder(variant.id)
+        return {"variant_id": variant.id}
+
+
 #: What a scenario's ``activity:`` list and the ``/_sandbox/activity`` route can ask for.
 ACTIONS = {
     "release_every_hold": lambda world, a: release_every_hold(world, a["order"]),
@@ -149,6 +220,8 @@ ACTIONS = {
     "ship": lambda world, a: ship(world, _fo_of(world, a)),
     "remove_line": lambda world, a: remove_line(world, a["order"], a["sku"]),
     "cancel": lambda world, a: cancel(world, a["order"]),
+    "create_exchange": create_exchange,
+    "ship_preorder": ship_preorder,
 }
 
 
@@ -165,11 +238,11 @@ def _fo_of(world: World, action: dict) -> str:
     raise ActivityError(f"order {action['order']} has no fulfillment order with SKU {action.get('sku')!r} to ship")
 
 
-def apply(world: World, action: dict) -> None:
-    """One action as a mapping: ``{"do": "release_every_hold", "order": "EXC-1086-1"}``."""
+def apply(world: World, action: dict) -> object:
+    """One action as a mapping: ``{"do": "release_every_hold", "order": "EXC-1086-1"}``; returns its result."""
     if not isinstance(action, dict) or action.get("do") not in ACTIONS:
         raise ActivityError(f"an activity needs 'do', one of: {', '.join(ACTIONS)}")
     try:
-        ACTIONS[action["do"]](world, action)
+        return ACTIONS[action["do"]](world, action)
     except KeyError as exc:
         raise ActivityError(f"activity {action['do']!r} needs {exc.args[0]!r}") from None

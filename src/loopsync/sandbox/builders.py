@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from loopsync.sandbox.webhook_payloads import order_payload, routing_payload
 from loopsync.sandbox.world import (
     App,
     ExchangeLineItem,
@@ -211,6 +212,7 @@ def add_order(
                                spec.get("selling_plan_id"), spec.get("title"), spec.get("sku"))
             )
         world.orders[order.id] = order
+        world.emit("orders/create", lambda _app: order_payload(world, order))
         if fulfillment_orders is None:
             status = "CANCELLED" if cancelled else "CLOSED" if closed else "OPEN"
             fulfillment_orders = [{"status": status, "lines": list(range(len(order.line_items)))}]
@@ -222,7 +224,28 @@ def add_order(
                 lines.append((li, li.quantity if qty is None else qty))
             fo = _new_fulfillment_order(world, order, lines, fo_spec.get("status", "OPEN"))
             fo.created_at = fo.updated_at = created
+            if fo.status not in ("CLOSED", "CANCELLED"):
+                routed(world, fo)
         return order
+
+
+def routed(world: World, fo: FulfillmentOrder) -> None:
+    """``fulfillment_orders/order_routing_complete``: the fulfillment order exists and has its location."""
+    world.emit("fulfillment_orders/order_routing_complete", lambda _app: routing_payload(fo))
+
+
+def route_order(world: World, order_id: str) -> FulfillmentOrder:
+    """Create the fulfillment order of an order that had none yet: every line, OPEN.
+
+    Shopify creates fulfillment orders a little after the order (Flow's docs suggest
+    waiting minutes); this is that moment, for an order made with ``fulfillment_orders=[]``.
+    """
+    with world.lock:
+        order = world.orders[order_id]
+        fo = _new_fulfillment_order(world, order, [(li, li.quantity) for li in order.line_items], "OPEN")
+        routed(world, fo)
+        world.touch_order(order.id)
+        return fo
 
 
 def add_native_exchange(
@@ -263,7 +286,7 @@ def add_native_exchange(
             line = _new_line_item(world, variant_id, quantity, None)
             order.line_items.append(line)
             exchange.line_item_id = line.id
-            _new_fulfillment_order(world, order, [(line, quantity)], "OPEN")
+            routed(world, _new_fulfillment_order(world, order, [(line, quantity)], "OPEN"))
         order.returns.append(ret)
         world.touch_order(order.id)
         return ret

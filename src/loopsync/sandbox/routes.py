@@ -10,6 +10,10 @@ Routes::
     POST /_sandbox/preorder/release           {"variant_id": gid or number}: the pre-order ships
     POST /_sandbox/clock/advance              {"seconds": n}
     POST /_sandbox/orders                     an exchange, in the scenario format (scenarios.add_exchange)
+    POST /_sandbox/activity                   what other actors do (activity.ACTIONS), e.g. create_exchange
+    GET  /_sandbox/webhooks                   delivery switches, subscriptions, deliveries pending
+    POST /_sandbox/webhooks                   change switches: {"duplicate": 0.3, "reorder": 5, "pause": true, ...}
+    GET  /_sandbox/webhooks/deliveries        every delivery attempt (webhooks.attempt_json)
 
 Faults (``faults.FaultPlan``) are drawn per API request before routing and never touch ``/_sandbox``.
 ``SandboxApp.dispatch`` returns a ``Reply`` (or ``DROP``); ``server`` puts it on the wire.
@@ -28,6 +32,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from loopsync.sandbox.faults import Fault, FaultPlan, server_error_body, truncate
 from loopsync.sandbox.loop_api import LoopAPI
+from loopsync.sandbox.webhooks import WebhookEngine, attempt_json
 from loopsync.sandbox.world import LogEntry, World, gid, iso
 
 GRAPHQL_PATH = re.compile(r"^/admin/api/([^/]+)/graphql\.json$")
@@ -82,6 +87,8 @@ class SandboxApp:
         self.world = world
         self.faults = faults
         self.loop = LoopAPI(world)
+        # Listens to the world while the server runs (Sandbox.start/stop).
+        self.webhooks = WebhookEngine(world)
         self._graphql: Any = None
         self._graphql_lock = threading.Lock()
 
@@ -237,6 +244,11 @@ class SandboxApp:
             ("POST", "/_sandbox/clock/advance"): self._advance_clock,
             ("POST", "/_sandbox/orders"): self._add_order,
             ("POST", "/_sandbox/activity"): self._activity,
+            ("GET", "/_sandbox/webhooks"): lambda _: Reply.json(200, self.webhooks.describe()),
+            ("POST", "/_sandbox/webhooks"): self._webhook_switches,
+            ("GET", "/_sandbox/webhooks/deliveries"): lambda _: Reply.json(
+                200, {"deliveries": [attempt_json(a) for a in self.webhooks.attempts()],
+                      "pending": self.webhooks.pending()}),
         }
         handler = routes.get((method, path))
         if handler is None:
@@ -281,10 +293,19 @@ class SandboxApp:
         from loopsync.sandbox.activity import ActivityError, apply
 
         try:
-            apply(self.world, payload)
+            result = apply(self.world, payload)
         except ActivityError as exc:
             return Reply.json(422, {"error": str(exc)})
-        return Reply.json(200, {"done": payload["do"], "now": iso(self.world.now())})
+        # Activities that create something (create_exchange) say what, for benchmarks to time.
+        created = result if isinstance(result, dict) else {}
+        return Reply.json(200, {**created, "done": payload["do"], "now": iso(self.world.now())})
+
+    def _webhook_switches(self, payload: dict[str, Any]) -> Reply:
+        try:
+            switches = self.webhooks.configure(payload)
+        except ValueError as exc:
+            return Reply.json(400, {"error": str(exc)})
+        return Reply.json(200, {"switches": switches.as_dict()})
 
     def _add_order(self, payload: dict[str, Any]) -> Reply:
         from loopsync.sandbox.scenarios import ScenarioError, add_exchange

@@ -158,6 +158,7 @@ class Sandbox:
         if self._server is not None:
             return self
         self._server = _Server(self._address, self.app)
+        self.app.webhooks.start()
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
             name=f"loopsync-sandbox-{self.port}", daemon=True,
@@ -169,6 +170,7 @@ class Sandbox:
         server, thread = self._server, self._thread
         if server is None:
             return
+        self.app.webhooks.stop()
         server.shutdown()
         server.close_open_connections()
         server.server_close()
@@ -181,6 +183,11 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @property
+    def webhooks(self):
+        """The delivery engine (``sandbox.webhooks.WebhookEngine``): switches, attempts, ``wait_idle``."""
+        return self.app.webhooks
 
     @property
     def connections_accepted(self) -> int:
@@ -228,6 +235,8 @@ class Sandbox:
             "LOOPSYNC_SHOP": creds["shop_domain"],
             "LOOPSYNC_SHOPIFY_TOKEN": creds["shopify_token"],
             "LOOPSYNC_LOOP_API_KEY": creds["loop_api_key"],
+            # What `loopsync serve` checks deliveries with (the contract of issue 11).
+            "LOOPSYNC_SHOPIFY_WEBHOOK_SECRET": creds["webhook_secret"],
         }
         return {k: v for k, v in values.items() if v is not None}
 
@@ -244,6 +253,8 @@ def credentials(world: World) -> dict[str, str | None]:
             "shopify_token": sorted(app.static_tokens)[0] if app and app.static_tokens else None,
             "client_id": app.client_id if app else None,
             "client_secret": app.client_secret if app else None,
+            # What the sandbox signs this app's webhook deliveries with (its client secret, else its API secret).
+            "webhook_secret": app.webhook_secret if app else None,
             "loop_api_key": loop_key,
         }
 
@@ -283,6 +294,26 @@ def _listen(sandbox: Sandbox, host: str, port: int) -> None:
         raise ServeError(f"Cannot listen on {host}:{port} ({exc.strerror or exc}).") from None
 
 
+def _subscribe_everything(sandbox: Sandbox, uri: str) -> list[str]:
+    """loopsync's app (the one the credentials are for) subscribes every topic the sandbox delivers at ``uri``."""
+    from loopsync.sandbox.shopify import rules, subscriptions
+    from loopsync.sandbox.webhooks import TOPICS
+
+    world = sandbox.world
+    with world.lock:
+        token = sandbox.credentials["shopify_token"]
+        app = world.app_for_token(token) if token else None
+        if app is None:
+            raise ServeError("--webhooks-to needs an app with a token in the scenario (loopsync's, usually).")
+        done = []
+        for enum, topic in TOPICS.items():
+            made = subscriptions.create(world, app, enum, uri, "JSON")
+            if isinstance(made, rules.Refusal) and "already been taken" not in made.message:
+                raise ServeError(f"--webhooks-to: the sandbox refused {topic.name}: {made.message}.")
+            done.append(topic.name)
+        return done
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 8787,
@@ -292,14 +323,34 @@ def serve(
     *,
     out: TextIO | None = None,
     stop_event: threading.Event | None = None,
+    webhooks_to: str | None = None,
 ) -> int:
     """Run a sandbox in the foreground until Ctrl-C or SIGTERM (or ``stop_event``). Returns 0.
 
-    Prints the base URL, the sandbox's fake credentials and the environment to use.
+    Prints the base URL, the sandbox's fake credentials and the environment to use,
+    then one line per webhook delivery attempt as it goes out. ``webhooks_to``:
+    subscribe loopsync's app to every topic the sandbox delivers, at that address.
     """
     out = out or sys.stdout
     stop = stop_event or threading.Event()
+    if webhooks_to is not None:
+        from loopsync.sandbox.webhooks import uri_refusal
+
+        refusal = uri_refusal(webhooks_to)
+        if refusal is not None:
+            raise ServeError(
+                f"--webhooks-to must be an https:// address, or http:// on 127.0.0.1 or localhost ({refusal.lower()})."
+            )
     sandbox = _sandbox_for_serve(host=host, port=port, scenario=scenario, faults=faults, seed=seed)
+    printing = threading.Lock()
+
+    def show(attempt: Any) -> None:
+        answer = str(attempt.status) if attempt.status is not None else f"no answer ({attempt.error})"
+        with printing:
+            print(f"webhook {attempt.topic} -> {attempt.uri}: {answer} (attempt {attempt.attempt}, "
+                  f"{attempt.duration_ms:.0f} ms)", file=out, flush=True)
+
+    sandbox.webhooks.on_attempt.append(show)
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -320,6 +371,9 @@ def serve(
         print("Environment:", file=out)
         for name, value in sandbox.env().items():
             print(f"  export {name}={value}", file=out)
+        if webhooks_to is not None:
+            topics = _subscribe_everything(sandbox, webhooks_to)
+            print(f"Webhooks:              {', '.join(topics)} -> {webhooks_to}", file=out)
         print("Press Ctrl-C to stop.", file=out, flush=True)
         while not stop.wait(0.2):
             pass

@@ -12,8 +12,10 @@ are UTC datetimes rendered with second precision as Shopify does.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,6 +47,34 @@ class App:
     static_tokens: set[str] = field(default_factory=set)
     client_id: str | None = None
     client_secret: str | None = None
+    # A custom app made in the admin has an "API secret key" besides its token: Shopify
+    # signs that app's webhooks with it. None: the deterministic default_api_secret(title).
+    api_secret: str | None = None
+
+    @property
+    def webhook_secret(self) -> str:
+        """What Shopify signs this app's deliveries with: its client secret, else its API secret key."""
+        return self.client_secret or self.api_secret or default_api_secret(self.title)
+
+
+def default_api_secret(title: str) -> str:
+    """An app's API secret key when a scenario names none: derived from the title, so tests can know it."""
+    return "shpss_sandbox_" + hashlib.sha256(title.encode()).hexdigest()[:24]
+
+
+@dataclass
+class WebhookSubscription:
+    """One app's Admin API subscription: ``topic`` is the GraphQL enum value (ORDERS_CREATE)."""
+
+    id: str
+    app_id: str
+    topic: str
+    uri: str
+    created_at: datetime
+    updated_at: datetime
+    format: str = "JSON"
+    # Failed attempts in a row; Shopify deletes the subscription when too many fail (sandbox/webhooks.py).
+    consecutive_failures: int = 0
 
 
 @dataclass
@@ -274,6 +304,13 @@ class World:
         # array with "Y-m-d H:i:s" times that public fixtures show ("bare_array").
         self.loop_notes_shape = "documented"
 
+        self.webhook_subscriptions: dict[str, WebhookSubscription] = {}
+        # Called as listener(topic, build) on every change a webhook topic reports (see emit);
+        # the delivery engine (sandbox/webhooks.py) is the one listener a running sandbox has.
+        self.listeners: list[Callable[[str, Callable[[App], dict[str, Any]]], None]] = []
+        # The scenario's `webhooks:` switches (a webhooks.Switches), read when the engine starts.
+        self.webhook_switches: Any = None
+
         self.log: list[LogEntry] = []
 
     # -- time and ids --
@@ -339,8 +376,22 @@ class World:
         ]
 
     def touch_order(self, order_id: str) -> None:
-        """Mutations bump the order's updatedAt, as Shopify does."""
+        """Mutations bump the order's updatedAt, as Shopify does, and ``orders/updated`` fires."""
         self.orders[order_id].updated_at = self.now()
+        from loopsync.sandbox.webhook_payloads import order_payload
+
+        order = self.orders[order_id]
+        self.emit("orders/updated", lambda _app: order_payload(self, order))
+
+    def emit(self, topic: str, build: Callable[[App], dict[str, Any]]) -> None:
+        """Tell the listeners that something ``topic`` reports just happened; call it under ``lock``.
+
+        ``build(app)`` makes the payload for a subscriber (some payloads depend on who asks,
+        like ``held_by_requesting_app``); listeners call it at once, so the payload is the
+        world as it is at the moment of the change, as Shopify's are.
+        """
+        for listener in list(self.listeners):
+            listener(topic, build)
 
     # -- world changes a real store goes through, for tests and the demo --
 
@@ -350,10 +401,15 @@ class World:
         Like Shopify, this does not touch orders' updatedAt: a poller that only
         looks at recently updated orders will not see it.
         """
+        from loopsync.sandbox.webhook_payloads import selling_plan_group_payload
+
         with self.lock:
             for group in self.selling_plan_groups.values():
-                if any(p.category == "PRE_ORDER" for p in group.plans):
+                if any(p.category == "PRE_ORDER" for p in group.plans) and variant_id in group.variant_ids:
                     group.variant_ids.discard(variant_id)
+                    # GUESS: a variant leaving a group fires selling_plan_groups/update (UNCONFIRMED in the facts).
+                    self.emit("selling_plan_groups/update",
+                              lambda _app, g=group: selling_plan_group_payload(self, g))
 
     def record(self, entry: LogEntry) -> None:
         with self.lock:

@@ -17,7 +17,15 @@ import requests
 
 from loopsync import http
 from loopsync.errors import ApiError, ConfigError
-from loopsync.models import FulfillmentOrder, HoldResult, Order, OrderSummary, UserError, VariantInfo
+from loopsync.models import (
+    FulfillmentOrder,
+    HoldResult,
+    Order,
+    OrderSummary,
+    UserError,
+    VariantInfo,
+    WebhookSubscription,
+)
 from loopsync.schema import API_VERSION
 from loopsync.shopify import cost, parse
 from loopsync.shopify import documents as docs
@@ -265,6 +273,40 @@ class ShopifyClient:
         payload = _need(data, "tagsAdd", "the result of adding tags")
         return _user_errors(payload.get("userErrors"))
 
+    # --- webhook subscriptions --------------------------------------------------
+    # The Admin API only ever shows and deletes the calling app's own subscriptions.
+
+    def webhook_subscriptions(self, *, uri: str | None = None, topics: Iterable[str] | None = None
+                              ) -> list[WebhookSubscription]:
+        """This app's subscriptions, optionally only those at ``uri`` or for ``topics`` (enum values)."""
+        found: list[WebhookSubscription] = []
+        after: str | None = None
+        while True:
+            variables = {"first": 100, "after": after, "topics": list(topics) if topics else None, "uri": uri}
+            data = self.execute(docs.WEBHOOK_SUBSCRIPTIONS_PAGE, variables, "LoopsyncWebhookSubscriptionsPage")
+            connection = _need(data, "webhookSubscriptions", "the webhook subscriptions")
+            found += [_subscription(raw) for raw in _nodes(connection, "webhookSubscriptions")]
+            page = connection.get("pageInfo") or {}
+            if not page.get("hasNextPage"):
+                return found
+            after = page.get("endCursor")
+            if not after:
+                raise ApiError("Shopify said more webhook subscriptions follow but gave no cursor to fetch them.")
+
+    def create_webhook_subscription(self, topic: str, uri: str
+                                    ) -> tuple[WebhookSubscription | None, tuple[UserError, ...]]:
+        data = self.execute(docs.WEBHOOK_SUBSCRIPTION_CREATE, {"topic": topic, "uri": uri},
+                            "LoopsyncWebhookSubscriptionCreate")
+        payload = _need(data, "webhookSubscriptionCreate", "the result of creating a webhook subscription")
+        raw = payload.get("webhookSubscription")
+        return (_subscription(raw) if isinstance(raw, dict) else None), _user_errors(payload.get("userErrors"))
+
+    def delete_webhook_subscription(self, subscription_id: str) -> tuple[UserError, ...]:
+        data = self.execute(docs.WEBHOOK_SUBSCRIPTION_DELETE, {"id": subscription_id},
+                            "LoopsyncWebhookSubscriptionDelete")
+        payload = _need(data, "webhookSubscriptionDelete", "the result of deleting a webhook subscription")
+        return _user_errors(payload.get("userErrors"))
+
     # --- nested pages ---------------------------------------------------------
 
     def _drain(self, connection: dict, document: str, operation: str, owner_id: str, path: tuple[str, ...]) -> list:
@@ -342,6 +384,15 @@ class ShopifyClient:
             else:
                 plans += _nodes(group_plans, "sellingPlans")
         return parse.variant(raw, plans)
+
+
+def _subscription(raw: dict) -> WebhookSubscription:
+    return WebhookSubscription(
+        id=_need(raw, "id", "a webhook subscription's id"),
+        topic=_need(raw, "topic", "a webhook subscription's topic"),
+        uri=_need(raw, "uri", "a webhook subscription's address"),
+        created_at=raw.get("createdAt"),
+    )
 
 
 def _normalise_domain(shop_domain: str) -> str:

@@ -300,6 +300,43 @@ mutation LoopsyncTagsAdd($id: ID!, $tags: [String!]!) {
 }
 """
 
+# --- webhook subscriptions (loopsync webhooks install | list | uninstall) --------
+
+_WEBHOOK_SUBSCRIPTION_FIELDS = """
+fragment LoopsyncWebhookSubscription on WebhookSubscription {
+  id topic uri format createdAt
+}
+"""
+
+WEBHOOK_SUBSCRIPTIONS_PAGE = f"""
+query LoopsyncWebhookSubscriptionsPage($first: Int!, $after: String, $topics: [WebhookSubscriptionTopic!], $uri: String) {{
+  webhookSubscriptions(first: $first, after: $after, topics: $topics, uri: $uri) {{
+    nodes {{ ...LoopsyncWebhookSubscription }}
+    pageInfo {{ hasNextPage endCursor }}
+  }}
+}}
+{_WEBHOOK_SUBSCRIPTION_FIELDS}
+"""
+
+WEBHOOK_SUBSCRIPTION_CREATE = f"""
+mutation LoopsyncWebhookSubscriptionCreate($topic: WebhookSubscriptionTopic!, $uri: String!) {{
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: {{uri: $uri, format: JSON}}) {{
+    webhookSubscription {{ ...LoopsyncWebhookSubscription }}
+    userErrors {{ field message }}
+  }}
+}}
+{_WEBHOOK_SUBSCRIPTION_FIELDS}
+"""
+
+WEBHOOK_SUBSCRIPTION_DELETE = """
+mutation LoopsyncWebhookSubscriptionDelete($id: ID!) {
+  webhookSubscriptionDelete(id: $id) {
+    deletedWebhookSubscriptionId
+    userErrors { field message }
+  }
+}
+"""
+
 ALL_DOCUMENTS: dict[str, str] = {
     "LoopsyncGrantedScopes": GRANTED_SCOPES,
     "LoopsyncShopInfo": SHOP_INFO,
@@ -317,4 +354,7 @@ ALL_DOCUMENTS: dict[str, str] = {
     "LoopsyncFulfillmentOrderHold": FULFILLMENT_ORDER_HOLD,
     "LoopsyncFulfillmentOrderReleaseHold": FULFILLMENT_ORDER_RELEASE_HOLD,
     "LoopsyncTagsAdd": TAGS_ADD,
+    "LoopsyncWebhookSubscriptionsPage": WEBHOOK_SUBSCRIPTIONS_PAGE,
+    "LoopsyncWebhookSubscriptionCreate": WEBHOOK_SUBSCRIPTION_CREATE,
+    "LoopsyncWebhookSubscriptionDelete": WEBHOOK_SUBSCRIPTION_DELETE,
 }

@@ -44,6 +44,12 @@ is optional. The format::
         fulfillment_orders: ... / holds: ... / closed: ... / tags: ...   # as for orders
         return: {state: open, customer: a@example.com, created: -3h, id: 41000001}   # null: no Loop return
     generate: {orders: 1000, exchange_share: 0.1, preorder_share: 0.5}   # generator.generate_store
+    webhooks: {duplicate: 0.2, reorder: 5, delay_ms: 50, seed: 7, retry_delays: [0.05, 0.1]}   # webhooks.Switches
+    webhook_subscriptions:                      # made before the sandbox starts
+      - {app: Upsell Guard, topic: orders/create, uri: "https://upsell.example/hooks"}
+
+Apps also take ``api_secret``: what deliveries are signed with when the app has no
+``client_secret`` (default: ``world.default_api_secret(title)``).
 
 Separate exchange orders are tagged with the original order's number ("1086") and the
 original gets ``LE:Exchange``; a native exchange adds its items to the original order
@@ -77,6 +83,8 @@ from loopsync.sandbox.scenarios.store import (
     load_products,
     load_selling_plan_groups,
     load_shop,
+    load_webhook_subscriptions,
+    load_webhooks,
 )
 from loopsync.sandbox.scenarios.values import (
     ScenarioError,
@@ -151,7 +159,7 @@ def parse_scenario_text(text: str, *, label: str = "scenario", json_only: bool =
 
 
 _TOP_KEYS = {"shop", "now", "apps", "loop", "products", "selling_plan_groups", "orders", "exchanges", "generate",
-             "activity", "description"}
+             "activity", "description", "webhooks", "webhook_subscriptions"}
 
 
 def load_data(world: World, data: Mapping[str, Any], *, seed: int = 0, label: str = "scenario") -> World:
@@ -180,6 +188,8 @@ def load_data(world: World, data: Mapping[str, Any], *, seed: int = 0, label: st
                            preorder_share=float(gen.get("preorder_share", 0.5)),
                            seed=int(gen.get("seed", seed)))
         _apply_activity(world, as_list(data.get("activity"), "activity"))
+        load_webhooks(world, as_mapping(data.get("webhooks"), "webhooks"))
+        load_webhook_subscriptions(world, as_list(data.get("webhook_subscriptions"), "webhook_subscriptions"))
     except ScenarioError as exc:
         raise ScenarioError(f"{label}: {exc}") from None
     except (TypeError, ValueError, KeyError) as exc:

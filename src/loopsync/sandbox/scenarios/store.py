@@ -40,8 +40,8 @@ def load_apps(world: World, specs: list[Any]) -> None:
     for i, raw in enumerate(specs):
         where = f"apps[{i}]"
         spec = as_mapping(raw, where)
-        check_keys(spec, {"title", "scopes", "static_token", "client_id", "client_secret"}, where)
-        builders.add_app(
+        check_keys(spec, {"title", "scopes", "static_token", "client_id", "client_secret", "api_secret"}, where)
+        app = builders.add_app(
             world,
             str(required(spec, "title", where)),
             [str(s) for s in as_list(spec.get("scopes"), f"{where}.scopes")],
@@ -49,6 +49,38 @@ def load_apps(world: World, specs: list[Any]) -> None:
             client_id=spec.get("client_id"),
             client_secret=spec.get("client_secret"),
         )
+        if spec.get("api_secret") is not None:
+            app.api_secret = str(spec["api_secret"])
+
+
+def load_webhooks(world: World, spec: dict[str, Any]) -> None:
+    """The ``webhooks:`` switches (see sandbox/webhooks.py ``Switches``), kept for the engine to start with."""
+    from loopsync.sandbox.webhooks import Switches
+
+    try:
+        world.webhook_switches = Switches.from_mapping(spec)
+    except ValueError as exc:
+        raise ScenarioError(f"webhooks: {exc}") from None
+
+
+def load_webhook_subscriptions(world: World, specs: list[Any]) -> None:
+    """Subscriptions that exist before the sandbox starts, usually other apps' (loopsync must never touch them)."""
+    from loopsync.sandbox.shopify import rules, subscriptions
+    from loopsync.sandbox.webhooks import topic_enum
+
+    for i, raw in enumerate(specs):
+        where = f"webhook_subscriptions[{i}]"
+        spec = as_mapping(raw, where)
+        check_keys(spec, {"app", "topic", "uri"}, where)
+        app = world.apps.get(find_app(world, required(spec, "app", where), where) or "")
+        if app is None:
+            raise ScenarioError(f"{where}.app: names no app of the scenario")
+        topic = topic_enum(str(required(spec, "topic", where)))
+        if topic is None:
+            raise ScenarioError(f"{where}.topic: {spec['topic']!r} is not a topic the sandbox delivers")
+        made = subscriptions.create(world, app, topic, str(required(spec, "uri", where)), "JSON")
+        if isinstance(made, rules.Refusal):
+            raise ScenarioError(f"{where}: {made.message}")
 
 
 def load_loop(world: World, spec: dict[str, Any]) -> None:

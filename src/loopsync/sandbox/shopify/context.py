@@ -21,6 +21,7 @@ from loopsync.sandbox.world import (
     SellingPlanGroup,
     ShopifyReturn,
     Variant,
+    WebhookSubscription,
     World,
 )
 
@@ -38,6 +39,7 @@ TYPE_NAMES: dict[type, str] = {
     ExchangeLineItem: "ExchangeLineItem",
     App: "App",
     Metafield: "Metafield",
+    WebhookSubscription: "WebhookSubscription",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loopsync.sandbox.shopify import rules
+from loopsync.sandbox.shopify import rules, subscriptions
 from loopsync.sandbox.shopify.registry import Resolvers, ctx_of
 from loopsync.sandbox.shopify.scopes import WRITE_ORDERS
 
@@ -60,3 +60,37 @@ def _tags(_src, info, id, tags, **_):
     change = rules.add_tags if info.field_name == "tagsAdd" else rules.remove_tags
     change(ctx.world, order, tags)
     return {"node": order, "userErrors": []}
+
+
+@MUTATIONS.field("Mutation", "webhookSubscriptionCreate")
+def _subscribe(_src, info, topic, webhookSubscription, **_):
+    ctx = ctx_of(info)
+    ctx.mutations.append(info.field_name)
+    spec = webhookSubscription
+    # GUESS: the deprecated callbackUrl still works as the address when uri is not given.
+    uri = spec.get("uri") or spec.get("callbackUrl")
+    made = subscriptions.create(ctx.world, ctx.app, topic, uri, spec.get("format"))
+    if isinstance(made, rules.Refusal):
+        return {"webhookSubscription": None, "userErrors": [user_error(made)]}
+    return {"webhookSubscription": made, "userErrors": []}
+
+
+@MUTATIONS.field("Mutation", "webhookSubscriptionUpdate")
+def _resubscribe(_src, info, id, webhookSubscription, **_):
+    ctx = ctx_of(info)
+    ctx.mutations.append(info.field_name)
+    spec = webhookSubscription
+    changed = subscriptions.update(ctx.world, ctx.app, id, spec.get("uri") or spec.get("callbackUrl"))
+    if isinstance(changed, rules.Refusal):
+        return {"webhookSubscription": None, "userErrors": [user_error(changed)]}
+    return {"webhookSubscription": changed, "userErrors": []}
+
+
+@MUTATIONS.field("Mutation", "webhookSubscriptionDelete")
+def _unsubscribe(_src, info, id, **_):
+    ctx = ctx_of(info)
+    ctx.mutations.append(info.field_name)
+    deleted = subscriptions.delete(ctx.world, ctx.app, id)
+    if isinstance(deleted, rules.Refusal):
+        return {"deletedWebhookSubscriptionId": None, "userErrors": [user_error(deleted)]}
+    return {"deletedWebhookSubscriptionId": deleted, "userErrors": []}

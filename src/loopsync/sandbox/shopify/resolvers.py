@@ -13,11 +13,12 @@ from typing import Any
 
 from graphql import GraphQLError
 
-from loopsync.sandbox.shopify import rules, search
+from loopsync.sandbox.shopify import rules, search, subscriptions
 from loopsync.sandbox.shopify.context import type_name_of
 from loopsync.sandbox.shopify.pagination import connection
 from loopsync.sandbox.shopify.registry import Resolvers, ctx_of
 from loopsync.sandbox.shopify.scopes import NODE_SCOPES
+from loopsync.sandbox.webhooks import API_VERSION
 from loopsync.sandbox.world import (
     ExchangeLineItem,
     FulfillmentHold,
@@ -30,6 +31,7 @@ from loopsync.sandbox.world import (
     SellingPlanGroup,
     ShopifyReturn,
     Variant,
+    WebhookSubscription,
     gid,
     gid_number,
     iso,
@@ -450,3 +452,61 @@ def _ex_line(src: ExchangeLineItem, info, **_):
 def _ex_quantities(src: ExchangeLineItem, info, **_):
     processed = src.quantity if src.line_item_id else 0
     return {"processedQuantity": processed}.get(info.field_name, src.quantity - processed)
+
+
+# Webhook subscriptions: an app only ever sees its own.
+
+
+@QUERIES.field("QueryRoot", "webhookSubscriptions")
+def _webhook_subscriptions(_src, info, **args):
+    ctx = ctx_of(info)
+    if args.get("query"):
+        # The search syntax of this connection is not modeled; say so rather than ignore the filter.
+        raise GraphQLError("The sandbox does not model webhookSubscriptions(query:); use topics: and uri:.",
+                           extensions={"code": "SANDBOX_NOT_MODELED"})
+    topics = set(args.get("topics") or ())
+    uri = args.get("uri") or args.get("callbackUrl")
+    fmt = args.get("format")
+    items = [
+        s for s in ctx.world.webhook_subscriptions.values()
+        if s.app_id == ctx.app.id and (not topics or s.topic in topics) and (uri is None or s.uri == uri)
+        and (fmt is None or s.format == fmt)
+    ]
+    sort_values: dict[str, Callable[[WebhookSubscription], Any]] = {"CREATED_AT": lambda s: iso(s.created_at)}
+    return connection(items, args, sort_values.get(args.get("sortKey") or "ID"))
+
+
+@QUERIES.field("QueryRoot", "webhookSubscription")
+def _webhook_subscription(_src, info, id, **_):
+    ctx = ctx_of(info)
+    return subscriptions.own(ctx.world, ctx.app, id)
+
+
+@QUERIES.field("WebhookSubscription", "legacyResourceId")
+def _subscription_legacy_id(src: WebhookSubscription, _info, **_):
+    return gid_number(src.id)
+
+
+@QUERIES.field("WebhookSubscription", "apiVersion")
+def _subscription_version(_src, _info, **_):
+    return {"__typename": "ApiVersion", "handle": API_VERSION, "displayName": API_VERSION, "supported": True}
+
+
+@QUERIES.field("WebhookSubscription", "endpoint")
+def _subscription_endpoint(src: WebhookSubscription, _info, **_):
+    return {"__typename": "WebhookHttpEndpoint", "callbackUrl": src.uri}
+
+
+@QUERIES.field("WebhookSubscription", "callbackUrl")
+def _subscription_callback(src: WebhookSubscription, _info, **_):
+    return src.uri
+
+
+@QUERIES.field("WebhookSubscription", "includeFields", "metafieldNamespaces", "metafields")
+def _subscription_empty_lists(_src, _info, **_):
+    return []
+
+
+@QUERIES.field("WebhookSubscription", "filter", "name")
+def _subscription_unset(_src, _info, **_):
+    return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from loopsync.sandbox.webhook_payloads import hold_payload
 from loopsync.sandbox.world import FulfillmentHold, FulfillmentOrder, FulfillmentOrderLineItem, Order, World
 
 SUPPORTED_ACTIONS: dict[str, list[str]] = {
@@ -95,6 +96,7 @@ def place_hold(world: World, fo_id: str, app_id: str, request: HoldRequest) -> P
         fo.status = "ON_HOLD"
     fo.holds.append(hold)
     _bump(world, fo)
+    world.emit("fulfillment_holds/added", lambda app: hold_payload(world, hold, fo, app))
     return Placed(hold, fo, remaining)
 
 
@@ -217,6 +219,9 @@ def release_holds(world: World, fo_id: str, app_id: str,
         if not fo.holds and fo.status == "ON_HOLD":
             fo.status = fo.status_before_hold or "OPEN"
         _bump(world, fo)
+        # One delivery per hold released, as Shopify documents for this topic.
+        for hold in targets:
+            world.emit("fulfillment_holds/released", lambda app, h=hold: hold_payload(world, h, fo, app))
     return targets
 
 
