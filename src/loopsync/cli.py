@@ -156,7 +156,14 @@ def connect(
         ask=_ask_secret if sys.stdin.isatty() else None,
     )
     with service.traffic(record=record, replay=replay, anonymize=anonymize, store=store, shop=shop):
-        result = service.connect(store, shop=shop, shopify=creds, loop_key=loop_key, **service.url_overrides())
+        result = service.connect(
+            store,
+            shop=shop,
+            shopify=creds,
+            loop_key=loop_key,
+            webhook_secret=service.given_webhook_secret(creds),
+            **service.url_overrides(),
+        )
     # Not checked against LOOPSYNC_SHOP: a --shop given here wins over it.
     doc = service.status(store, check_env=False)
     if as_json:

@@ -22,6 +22,11 @@ def status_document(store: Store) -> dict[str, Any]:
             "shopify_fingerprint": fingerprint(shopify_secret) if shopify_secret else None,
             "loop_connected": bool(conn.loop_api_key),
             "loop_fingerprint": fingerprint(conn.loop_api_key) if conn.loop_api_key else None,
+            # Shown like the keys: whether it is set and which one, never the secret itself.
+            "webhook_secret_fingerprint": fingerprint(conn.webhook_secret) if conn.webhook_secret else None,
+            "webhook_previous_secret_until": (
+                conn.previous_webhook_secret_until if conn.previous_webhook_secret else None
+            ),
             "connected_at": conn.connected_at,
             "loop_disconnected_at": conn.loop_disconnected_at,
         }
@@ -40,6 +45,7 @@ def status_document(store: Store) -> dict[str, Any]:
             else None
         ),
         "cursor": store.ledger.cursor(),
+        "inbox": inbox(store),
         "held": [
             {
                 "order_id": h.order_id,
@@ -68,6 +74,19 @@ def status_document(store: Store) -> dict[str, Any]:
             {"order_id": u.order_id, "order": u.name, "window": u.window, "seen_at": u.last_seen}
             for u in store.orders.orders_left_unheld()
         ],
+    }
+
+
+def inbox(store: Store) -> dict[str, Any]:
+    """What `loopsync serve` has received: deliveries waiting for its worker, and the last one."""
+    last = store.inbox.last()
+    return {
+        "depth": store.inbox.depth(),
+        "last_delivery": (
+            {"topic": last.topic, "received_at": last.received_at, "state": last.state, "webhook_id": last.webhook_id}
+            if last
+            else None
+        ),
     }
 
 
@@ -111,4 +130,4 @@ def pending(store: Store) -> list[dict[str, Any]]:
 
 def not_connected_document() -> dict[str, Any]:
     """The status of a state file that does not exist yet."""
-    return {"connection": None, "last_scan": None, "cursor": None, "held": [], "pending": [], "reheld": [], "unheld": []}
+    return {"connection": None, "last_scan": None, "cursor": None, "inbox": {"depth": 0, "last_delivery": None}, "held": [], "pending": [], "reheld": [], "unheld": []}
