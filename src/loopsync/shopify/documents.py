@@ -291,6 +291,14 @@ mutation LoopsyncFulfillmentOrderReleaseHold($id: ID!, $holdIds: [ID!]!) {
 }
 """
 
+# `loopsync serve`: fulfillment_holds/* and fulfillment_orders/* deliveries name a fulfillment
+# order; the worker reconciles the order it belongs to.
+FULFILLMENT_ORDER_ORDER = """
+query LoopsyncFulfillmentOrderOrder($id: ID!) {
+  fulfillmentOrder(id: $id) { id order { id } }
+}
+"""
+
 TAGS_ADD = """
 mutation LoopsyncTagsAdd($id: ID!, $tags: [String!]!) {
   tagsAdd(id: $id, tags: $tags) {
@@ -317,4 +325,5 @@ ALL_DOCUMENTS: dict[str, str] = {
     "LoopsyncFulfillmentOrderHold": FULFILLMENT_ORDER_HOLD,
     "LoopsyncFulfillmentOrderReleaseHold": FULFILLMENT_ORDER_RELEASE_HOLD,
     "LoopsyncTagsAdd": TAGS_ADD,
+    "LoopsyncFulfillmentOrderOrder": FULFILLMENT_ORDER_ORDER,
 }
