@@ -527,6 +527,22 @@ def release(store: Store, ref: str) -> OrderOutcome:
         return rec.release_by_hand(ref)
 
 
+def scan_every(text: str) -> float:
+    """`serve --scan-every` in seconds (0: no periodic scan), checked before the state file is opened."""
+    return settings.parse_scan_every(text)
+
+
+def serve(store: Store, *, host: str, port: int, scan_every: float) -> None:
+    """`loopsync serve`: the webhook receiver, until SIGTERM or SIGINT (see loopsync.serve.runner)."""
+    require_connection(store)
+    path = store.path
+    # The runner opens its own connections, one per thread: this one is not kept open meanwhile.
+    store.close()
+    from loopsync.serve.runner import run
+
+    run(path, host=host, port=port, scan_every=scan_every)
+
+
 def now() -> datetime:
     return clock.current().now()
 

@@ -191,6 +191,13 @@ def parse_duration(text: str, *, what: str = "duration") -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def parse_scan_every(text: str) -> float:
+    """`serve --scan-every`: a duration in seconds, or 0 (``0``, ``off``) for no periodic scan."""
+    if (text or "").strip().lower() in ("0", "off"):
+        return 0.0
+    return parse_duration(text, what="--scan-every").total_seconds()
+
+
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """``--since``: a duration before ``now`` (``2h``, ``3d``, ``45m``) or an ISO date/datetime.
 

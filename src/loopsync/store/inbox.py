@@ -86,12 +86,12 @@ class Inbox(Part):
     def started(self, ids: list[int]) -> None:
         """Count an attempt before the work: a delivery that crashes the worker every time shows it."""
         with self.transaction():
-            self.db.executemany("UPDATE inbox SET attempts = attempts + 1 WHERE id = ?", [[i] for i in ids])
+            self.db.conn.executemany("UPDATE inbox SET attempts = attempts + 1 WHERE id = ?", [[i] for i in ids])
 
     @sql_errors
     def finish(self, ids: list[int], state: InboxState, error: str | None = None) -> None:
         with self.transaction():
-            self.db.executemany(
+            self.db.conn.executemany(
                 "UPDATE inbox SET state = ?, last_error = ?, processed_at = ? WHERE id = ?",
                 [[state.value, error, utcnow(), i] for i in ids],
             )
