@@ -8,6 +8,8 @@ import json
 import re
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 
 import pytest
@@ -264,3 +266,35 @@ def test_serve_without_a_webhook_secret_says_how_to_set_one(connected, cli):
 
     assert result.code == 2, result.output
     assert "LOOPSYNC_SHOPIFY_WEBHOOK_SECRET" in result.err and "Traceback" not in result.err
+
+
+def test_serves_own_scan_steps_aside_while_a_cron_scan_holds_the_scan_lock(webhook_db, tmp_path, probe):
+    code = f"from loopsync.store import lock\nimport time\nwith lock.scan_lock({str(webhook_db)!r}):\n" \
+           "    print('locked', flush=True)\n    time.sleep(60)\n"
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    served = Served(webhook_db, tmp_path / "serve.log", "--scan-every", "0")
+    try:
+        served.wait_for("catch-up scan skipped: another loopsync scan is running")
+        # Deliveries are still taken and acted on meanwhile.
+        order = new_exchange(probe)
+        assert served.post("orders/create", order_payload(order)).status_code == 200
+        wait_until(lambda: probe.our_holds(order.name))
+        assert 'loopsync_scans_total{outcome="skipped"} 1.0' in requests.get(f"{served.url}/metrics", timeout=5).text
+    finally:
+        holder.kill()
+        holder.wait()
+        served.stop(signal.SIGKILL)
+
+
+def test_healthz_is_503_with_a_reason_once_the_connection_is_gone(serve, webhook_db):
+    served = serve()
+    con = sqlite3.connect(webhook_db)
+    con.execute("DELETE FROM connection")
+    con.commit()
+    con.close()
+
+    health = requests.get(f"{served.url}/healthz", timeout=5)
+
+    assert health.status_code == 503
+    assert health.json() == {"status": "unavailable", "reason": "the state file holds no connection"}
