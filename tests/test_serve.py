@@ -187,6 +187,8 @@ def test_a_hold_wiped_by_flow_is_put_back_within_seconds_of_fulfillment_holds_re
     assert time.monotonic() - started < 3
     served.wait_for(f"order {order.name}: held .*{re.escape(guard.REHELD)}")
     assert len(probe.our_holds(order.name)) == 1
+    # The exchange-to-hold latency counts the first hold only.
+    assert "loopsync_exchange_to_hold_seconds_count 1.0" in requests.get(f"{served.url}/metrics", timeout=5).text
 
 
 def test_an_exchange_without_fulfillment_orders_waits_for_order_routing_complete(serve, probe, webhook_db):
@@ -259,13 +261,6 @@ def test_sigterm_finishes_and_exits_0(serve, probe):
     assert served.stop(signal.SIGTERM) == 0
     assert "SIGTERM: stopping after the order in hand" in served.log()
     assert "Traceback" not in served.log()
-
-
-def test_serve_without_a_webhook_secret_says_how_to_set_one(connected, cli):
-    result = cli(["serve", "--db", str(connected), "--port", "0"])
-
-    assert result.code == 2, result.output
-    assert "LOOPSYNC_SHOPIFY_WEBHOOK_SECRET" in result.err and "Traceback" not in result.err
 
 
 def test_serves_own_scan_steps_aside_while_a_cron_scan_holds_the_scan_lock(webhook_db, tmp_path, probe):

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from loopsync import guard
 from loopsync.errors import LoopsyncError
 from loopsync.serve.metrics import Metrics
 from loopsync.store import Store
@@ -189,7 +190,10 @@ class Worker:
             outcome.pending or outcome.reason,
             f"; {', '.join(acted)}" if acted else "",
         )
-        if any(a.kind == "hold" and a.status == "done" for a in outcome.actions) and order.created_at:
+        # The first hold only: a hold put back after another app wiped it is not news about the
+        # exchange's wait (it would count hours since the order was created).
+        first = [a for a in outcome.actions if a.kind == "hold" and a.status == "done" and a.detail != guard.REHELD]
+        if first and order.created_at:
             created = order.created_at if order.created_at.tzinfo else order.created_at.replace(tzinfo=UTC)
             self.metrics.latency.observe(max(0.0, (datetime.now(UTC) - created).total_seconds()))
 
