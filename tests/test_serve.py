@@ -167,7 +167,8 @@ def test_sigkill_right_after_the_acknowledgement_loses_nothing_and_does_nothing_
     assert one(webhook_db, "SELECT COUNT(*) FROM inbox WHERE state = 'pending'") == 1
     sandbox.app.faults = None
 
-    serve()
+    again = serve()
+    again.wait_for(f"order {order.name}: held")
     wait_until(lambda: one(webhook_db, "SELECT COUNT(*) FROM inbox WHERE state = 'pending'") == 0)
     wait_until(lambda: probe.notes("#1001"))
     assert counts(probe, mark) == (1, 1, 1)

@@ -33,6 +33,8 @@ class Served:
 
     def __init__(self, db: Path, log: Path, *extra: str) -> None:
         self.db, self.log_path = db, log
+        # A restart appends to the same log: this run's lines start here.
+        self._start = len(log.read_text()) if log.exists() else 0
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPSYNC_")}
         self._log = open(log, "a")  # noqa: SIM115 - closed in wait()
         self.proc = subprocess.Popen(
@@ -43,13 +45,14 @@ class Served:
         self.url = f"http://127.0.0.1:{LISTENING.search(line).group(1)}"
 
     def log(self) -> str:
-        return self.log_path.read_text()
+        """What this run of serve wrote on stderr."""
+        return self.log_path.read_text()[self._start:]
 
-    def wait_for(self, pattern: str, timeout: float = 20.0, after: int = 0) -> str:
-        """The first stderr line from character ``after`` on matching ``pattern``."""
+    def wait_for(self, pattern: str, timeout: float = 20.0) -> str:
+        """The first line of this run's stderr matching ``pattern``, waiting for it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for line in self.log()[after:].splitlines():
+            for line in self.log().splitlines():
                 if re.search(pattern, line):
                     return line
             if self.proc.poll() is not None:
