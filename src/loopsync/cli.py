@@ -291,7 +291,7 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="The address to listen on (put HTTPS in front).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="The port to listen on; 0 picks a free one.")] = 8080,
     scan_every: Annotated[
-        str, typer.Option("--scan-every", help="Also scan this often (45m, 1h, …); 0 turns it off.")
+        str, typer.Option("--scan-every", help="Also scan this often, e.g. 45m or 1h; 0 turns it off.")
     ] = "1h",
     db: DbOption = None,
 ) -> None:
