@@ -23,7 +23,10 @@ import sys
 import tempfile
 import time
 
-HEAVY = ("graphql", "requests", "sqlite_utils", "loopsync.reconcile", "loopsync.sandbox", "tenacity")
+HEAVY = (
+    "graphql", "requests", "sqlite_utils", "loopsync.reconcile", "loopsync.sandbox", "tenacity",
+    "starlette", "uvicorn", "prometheus_client", "loopsync.serve",
+)
 
 # Runs the CLI in-process and reports, at exit, which heavy modules it loaded.
 PROBE = """

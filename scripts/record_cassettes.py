@@ -48,8 +48,8 @@ TIME_MARK = "<time>"
 # Columns the state file fills from the machine's own clock (not loopsync's API clock): they differ per run.
 # A cached token's expiry comes from loopsync's clock, which cassettes fix, so it is compared.
 TIME_COLUMNS = re.compile(r"^(?!access_token_expires_at$).*(^|_)at$|^first_seen$|^last_seen$")
-SECRET_COLUMNS = {"shopify_token", "client_secret", "loop_api_key", "access_token"}
-FINGERPRINTS = {"shopify_fingerprint", "loop_fingerprint"}
+SECRET_COLUMNS = {"shopify_token", "client_secret", "loop_api_key", "access_token", "webhook_secret", "previous_webhook_secret"}
+FINGERPRINTS = {"shopify_fingerprint", "loop_fingerprint", "webhook_secret_fingerprint"}
 TABLES = ("connection", "meta", "scans", "decisions", "actions", "holds", "orders", "notes", "overrides")
 
 # What a developer sets to replay: no real credential anywhere.

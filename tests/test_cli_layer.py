@@ -25,7 +25,10 @@ CLI_SOURCE = Path(cli.__file__).read_text()
 BEHIND_SERVICE = ("loopsync.store", "loopsync.reconcile", "loopsync.status")
 
 #: What a scan needs and `--help`, `--version` and `status` must not pay for.
-HEAVY = ("graphql", "requests", "tenacity", "loopsync.reconcile", "loopsync.sandbox")
+HEAVY = (
+    "graphql", "requests", "tenacity", "loopsync.reconcile", "loopsync.sandbox",
+    "starlette", "uvicorn", "prometheus_client", "loopsync.serve",
+)
 
 
 def _imported_modules(source: str) -> set[str]:

@@ -177,7 +177,14 @@ def connect(
         ask=_ask_secret if sys.stdin.isatty() else None,
     )
     with service.traffic(record=record, replay=replay, anonymize=anonymize, store=store, shop=shop):
-        result = service.connect(store, shop=shop, shopify=creds, loop_key=loop_key, **service.url_overrides())
+        result = service.connect(
+            store,
+            shop=shop,
+            shopify=creds,
+            loop_key=loop_key,
+            webhook_secret=service.given_webhook_secret(creds),
+            **service.url_overrides(),
+        )
     # Not checked against LOOPSYNC_SHOP: a --shop given here wins over it.
     doc = service.status(store, check_env=False)
     if as_json:
@@ -345,6 +352,29 @@ def history(
         render.print_json(doc)
     else:
         render.show_history(doc, interactive=sys.stdout.isatty())
+
+
+@app.command(short_help="Receive Shopify webhooks: hold pre-order exchanges in seconds.")
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="The address to listen on (put HTTPS in front).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="The port to listen on; 0 picks a free one.")] = 8080,
+    scan_every: Annotated[
+        str, typer.Option("--scan-every", help="Also scan this often, e.g. 45m or 1h; 0 turns it off.")
+    ] = "1h",
+    db: DbOption = None,
+) -> None:
+    """Receive Shopify webhooks on POST /webhooks/shopify and reconcile each order they name at once.
+
+    Serves GET /healthz and GET /metrics too; scans at start and every --scan-every. Runs until
+    SIGTERM or Ctrl-C, then finishes the order in hand and exits 0.
+    """
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be a number from 0 to 65535 (0 picks a free port), not {port}.")
+    every = service.scan_every(scan_every)
+    store = _store(ctx, db, create=False)
+    _warn_permissions(store)
+    service.serve(store, host=host, port=port, scan_every=every)
 
 
 # -- pre-order overrides ------------------------------------------------------

@@ -336,6 +336,10 @@ def _show_status(c: Console, doc: dict[str, Any]) -> None:
             c.print(f"Loop Returns: connected (key {conn['loop_fingerprint']})")
         else:
             c.print("Loop Returns: [yellow]disconnected[/yellow] — existing holds are still released when they ship")
+        if conn.get("webhook_secret_fingerprint"):
+            rotating = conn.get("webhook_previous_secret_until")
+            extra = f"; the previous one verifies until {when(rotating)} UTC" if rotating else ""
+            c.print(f"Webhook secret: {conn['webhook_secret_fingerprint']}{extra}")
     last = doc["last_scan"]
     if last:
         error = f" ({escape(last['error'])})" if last.get("error") and last["outcome"] != "ok" else ""
@@ -344,6 +348,14 @@ def _show_status(c: Console, doc: dict[str, Any]) -> None:
         )
     else:
         c.print("Last scan: never")
+    inbox = doc.get("inbox") or {}
+    delivery = inbox.get("last_delivery")
+    if delivery:
+        # The topic came over the network: data, not markup.
+        c.print(
+            f"Webhooks: {inbox['depth']} waiting; last delivery {cell(delivery['topic'])} "
+            f"{when(delivery['received_at'])} UTC — {delivery['state']}"
+        )
     if doc["held"]:
         table = _table("Held by loopsync")
         for col in ("Order", "Fulfillment order", "Estimated shipping", "Held since (UTC)"):

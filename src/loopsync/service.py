@@ -193,8 +193,12 @@ def connect(
     loop_key: str,
     shopify_api_url: str | None = None,
     loop_api_url: str | None = None,
+    webhook_secret: str | None = None,
 ) -> ConnectResult:
-    """Validate both sets of credentials; store them only if both are accepted."""
+    """Validate both sets of credentials; store them only if both are accepted.
+
+    ``webhook_secret`` (see :func:`given_webhook_secret`): None keeps the stored one.
+    """
     shop = settings.validate_shop_domain(shop)
     previous_connection(store, shop)
     if not loop_key:
@@ -229,6 +233,7 @@ def connect(
         loop_api_key=loop_key,
         loop_api_url=loop_api_url,
         scopes=sorted(granted),
+        webhook_secret=webhook_secret,
     )
     if issued:
         store.config.save_shopify_access_token(issued["token"], issued["expires_at"])
@@ -239,6 +244,16 @@ def connect(
         shopify_auth=shopify.kind,
         loop_connected=True,
     )
+
+
+def given_webhook_secret(creds: ShopifyCredentials) -> str | None:
+    """The secret `loopsync serve` verifies Shopify's webhook signatures with.
+
+    LOOPSYNC_SHOPIFY_WEBHOOK_SECRET, else (client credentials) the client secret,
+    which is what Shopify signs a Dev Dashboard app's deliveries with. None: keep the
+    stored one (a token-only connect knows no secret to sign with).
+    """
+    return settings.env_value(settings.ENV_SHOPIFY_WEBHOOK_SECRET) or creds.client_secret
 
 
 def given_shop(shop: str | None) -> str | None:
@@ -418,7 +433,8 @@ DISCONNECT_WAIT = 300.0
 
 
 def disconnect(store: Store, *, on_wait: Callable[[], None] | None = None, timeout: float = DISCONNECT_WAIT) -> bool:
-    """Forget the Loop key, then wait for a running scan to stop. False when Loop was not connected.
+    """Forget the Loop key, then wait for a running scan (and any order in hand) to stop. False when
+    Loop was not connected.
 
     The key goes first: a running scan reads the connection before each hold, tag
     and note, so it starts none after this. Waiting for its lock then covers the
@@ -429,7 +445,11 @@ def disconnect(store: Store, *, on_wait: Callable[[], None] | None = None, timeo
         return False
     store.config.forget_loop_key()
     try:
-        with store.scan_lock(wait=True, timeout=timeout, on_wait=on_wait):
+        # A scan, and `loopsync serve`'s worker, each hold an order's lock while acting on
+        # it; serve holds no scan lock between scans, so the whole order range is waited for too.
+        with store.scan_lock(wait=True, timeout=timeout, on_wait=on_wait), store.every_order_lock(
+            timeout=timeout, on_wait=on_wait
+        ):
             pass
     except LockHeldError:
         raise LockHeldError(
@@ -550,6 +570,22 @@ def _recorded_order(store: Store, ref: str) -> str:
     from loopsync.errors import NotFoundError
 
     raise NotFoundError(f"loopsync has no record of an order '{ref}' in {store.path}.")
+
+
+def scan_every(text: str) -> float:
+    """`serve --scan-every` in seconds (0: no periodic scan), checked before the state file is opened."""
+    return settings.parse_scan_every(text)
+
+
+def serve(store: Store, *, host: str, port: int, scan_every: float) -> None:
+    """`loopsync serve`: the webhook receiver, until SIGTERM or SIGINT (see loopsync.serve.runner)."""
+    require_connection(store)
+    path = store.path
+    # The runner opens its own connections, one per thread: this one is not kept open meanwhile.
+    store.close()
+    from loopsync.serve.runner import run
+
+    run(path, host=host, port=port, scan_every=scan_every)
 
 
 def now() -> datetime:

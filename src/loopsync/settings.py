@@ -34,6 +34,7 @@ ENV_SHOPIFY_CLIENT_SECRET = "LOOPSYNC_SHOPIFY_CLIENT_SECRET"
 ENV_LOOP_API_KEY = "LOOPSYNC_LOOP_API_KEY"
 ENV_SHOPIFY_API_URL = "LOOPSYNC_SHOPIFY_API_URL"
 ENV_LOOP_API_URL = "LOOPSYNC_LOOP_API_URL"
+ENV_SHOPIFY_WEBHOOK_SECRET = "LOOPSYNC_SHOPIFY_WEBHOOK_SECRET"
 ENV_VARS = (
     ENV_DB,
     ENV_SHOP,
@@ -43,8 +44,9 @@ ENV_VARS = (
     ENV_LOOP_API_KEY,
     ENV_SHOPIFY_API_URL,
     ENV_LOOP_API_URL,
+    ENV_SHOPIFY_WEBHOOK_SECRET,
 )
-SECRET_ENV_VARS = (ENV_SHOPIFY_TOKEN, ENV_SHOPIFY_CLIENT_SECRET, ENV_LOOP_API_KEY)
+SECRET_ENV_VARS = (ENV_SHOPIFY_TOKEN, ENV_SHOPIFY_CLIENT_SECRET, ENV_LOOP_API_KEY, ENV_SHOPIFY_WEBHOOK_SECRET)
 
 DEFAULT_LOOP_API_URL = "https://api.loopreturns.com"
 
@@ -187,6 +189,13 @@ def parse_duration(text: str, *, what: str = "duration") -> timedelta:
     if not 0 < seconds <= MAX_DURATION.total_seconds():
         raise ConfigError(f"'{_shown(text)}' is out of range for {what}: it must be {DURATION_RANGE}.")
     return timedelta(seconds=seconds)
+
+
+def parse_scan_every(text: str) -> float:
+    """`serve --scan-every`: a duration in seconds, or 0 (``0``, ``off``) for no periodic scan."""
+    if (text or "").strip().lower() in ("0", "off"):
+        return 0.0
+    return parse_duration(text, what="--scan-every").total_seconds()
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:

@@ -22,6 +22,11 @@ def status_document(store: Store) -> dict[str, Any]:
             "shopify_fingerprint": fingerprint(shopify_secret) if shopify_secret else None,
             "loop_connected": bool(conn.loop_api_key),
             "loop_fingerprint": fingerprint(conn.loop_api_key) if conn.loop_api_key else None,
+            # Shown like the keys: whether it is set and which one, never the secret itself.
+            "webhook_secret_fingerprint": fingerprint(conn.webhook_secret) if conn.webhook_secret else None,
+            "webhook_previous_secret_until": (
+                conn.previous_webhook_secret_until if conn.previous_webhook_secret else None
+            ),
             "connected_at": conn.connected_at,
             "loop_disconnected_at": conn.loop_disconnected_at,
         }
@@ -46,6 +51,7 @@ def status_document(store: Store) -> dict[str, Any]:
             else None
         ),
         "cursor": store.ledger.cursor(),
+        "inbox": inbox(store),
         "held": [
             {
                 "order_id": h.order_id,
@@ -118,6 +124,19 @@ def attention(
     return said
 
 
+def inbox(store: Store) -> dict[str, Any]:
+    """What `loopsync serve` has received: deliveries waiting for its worker, and the last one."""
+    last = store.inbox.last()
+    return {
+        "depth": store.inbox.depth(),
+        "last_delivery": (
+            {"topic": last.topic, "received_at": last.received_at, "state": last.state, "webhook_id": last.webhook_id}
+            if last
+            else None
+        ),
+    }
+
+
 def pending(store: Store) -> list[dict[str, Any]]:
     """Orders retried next scan, then orders whose note waits for its Loop return (retried on a
     back-off schedule: ``next_retry_at``; ``gave_up_at`` once loopsync stopped reporting it)."""
@@ -160,5 +179,5 @@ def not_connected_document() -> dict[str, Any]:
     """The status of a state file that does not exist yet."""
     return {
         "connection": None, "last_scan": None, "cursor": None, "held": [], "pending": [], "reheld": [], "unheld": [],
-        "gave_up": [], "attention": [],
+        "gave_up": [], "attention": [], "inbox": {"depth": 0, "last_delivery": None},
     }

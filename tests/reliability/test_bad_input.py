@@ -388,6 +388,14 @@ def _connect(ctx: Ctx) -> None:
     assert connect(ctx.sb, ctx.db).code == 0
 
 
+def _no_webhook_secret(ctx: Ctx) -> None:
+    # Whatever the sandbox's environment gives `connect`, this state file has no webhook secret.
+    con = sqlite3.connect(ctx.db)
+    con.execute("UPDATE connection SET webhook_secret = NULL, previous_webhook_secret = NULL")
+    con.commit()
+    con.close()
+
+
 def _scan_first(ctx: Ctx) -> None:
     assert run_cli(["scan", "--db", str(ctx.db)]).code == 0
     ctx.before["holds"] = sorted(h.id for h in ctx.sb.world.holds())
@@ -511,10 +519,23 @@ MISTAKES: dict[str, Mistake] = {
     **{f"state file not SQLite, {' '.join(args)}": Mistake(
         [*args, "--db", "{db}"], ExitCode.USAGE, (NOT_STATE, "{db}"), given=(_not_sqlite,), then=(_file_untouched,),
     ) for args in (["scan"], ["status"], ["status", "--json"], ["release", "EXC-1086-1", "--yes"],
-                   ["disconnect", "--yes"], ["preorders", "list"], ["preorders", "add", "1", "--window", "Spring"])},
+                   ["disconnect", "--yes"], ["preorders", "list"], ["preorders", "add", "1", "--window", "Spring"],
+                   ["serve", "--port", "0"])},
     "state file not SQLite, connect": Mistake(
         ["connect", "--db", "{db}"], ExitCode.USAGE, (NOT_STATE, "{db}"), env={}, given=(_not_sqlite,),
         then=(_file_untouched, _no_request),
+    ),
+    "serve without a webhook secret": Mistake(
+        ["serve", "--db", "{db}", "--port", "0"], ExitCode.USAGE, ("LOOPSYNC_SHOPIFY_WEBHOOK_SECRET",),
+        given=(_connect, _no_webhook_secret), then=(_no_mutation,),
+    ),
+    "serve --scan-every soon": Mistake(
+        ["serve", "--db", "{db}", "--port", "0", "--scan-every", "soon"], ExitCode.USAGE, ("--scan-every",),
+        given=(_connect,), then=(_no_mutation,),
+    ),
+    "serve --port 70000": Mistake(
+        ["serve", "--db", "{db}", "--port", "70000"], ExitCode.USAGE, ("--port", "70000"),
+        given=(_connect,), then=(_no_mutation,),
     ),
     **{f"state file is a directory, {' '.join(args)}": Mistake(
         [*args, "--db", "{db}"], ExitCode.USAGE, (NOT_STATE, "{db}"), given=(_a_directory,),

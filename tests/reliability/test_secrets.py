@@ -24,7 +24,8 @@ CLIENT_SECRET = "shpss_S3CRETsecret_b81e42"
 LOOP_KEY = "loop_S3CRETkey_4d2c9f0a"
 WRONG_LOOP_KEY = "loop_S3CRETwrong_0000aa"
 WRONG_TOKEN = "shpat_S3CRETwrong_ffff00"
-KNOWN = [TOKEN, CLIENT_ID, CLIENT_SECRET, LOOP_KEY, WRONG_LOOP_KEY, WRONG_TOKEN]
+WEBHOOK_SECRET = "whsec_S3CRETwebhook_c0ffee11"
+KNOWN = [TOKEN, CLIENT_ID, CLIENT_SECRET, LOOP_KEY, WRONG_LOOP_KEY, WRONG_TOKEN, WEBHOOK_SECRET]
 
 
 def secret_world():
@@ -94,7 +95,8 @@ def test_no_command_shows_a_secret(capture, tmp_path):
     c = capture
     db = str(tmp_path / "state.db")
     cc_db = str(tmp_path / "cc.db")
-    token_env = {"LOOPSYNC_SHOPIFY_TOKEN": TOKEN, "LOOPSYNC_LOOP_API_KEY": LOOP_KEY}
+    token_env = {"LOOPSYNC_SHOPIFY_TOKEN": TOKEN, "LOOPSYNC_LOOP_API_KEY": LOOP_KEY,
+                 "LOOPSYNC_SHOPIFY_WEBHOOK_SECRET": WEBHOOK_SECRET}
     cc_env = {"LOOPSYNC_SHOPIFY_CLIENT_ID": CLIENT_ID, "LOOPSYNC_SHOPIFY_CLIENT_SECRET": CLIENT_SECRET,
               "LOOPSYNC_LOOP_API_KEY": LOOP_KEY}
 

@@ -116,6 +116,18 @@ def _fetch(shopify: ShopifyClient, order_ids: set[str], forget: Callable[[str], 
     return found
 
 
+def variants_for(store: Store, shopify: ShopifyClient, options: Settings, orders: Iterable[Order]) -> dict[str, VariantInfo]:
+    """The variant facts reconciling ``orders`` needs, read now: their exchange items, the lines of
+    fulfillment orders loopsync holds, and the variants of the holds the ledger has on them (what
+    the webhook worker reads for the one order a delivery names)."""
+    order_ids = {o.id for o in orders}
+    holds_by_order: dict[str, list] = {}
+    for row in store.holds.active_holds():
+        if row.order_id in order_ids:
+            holds_by_order.setdefault(row.order_id, []).append(row)
+    return lookup_variants(shopify, options, orders, holds_by_order)
+
+
 def lookup_variants(
     shopify: ShopifyClient,
     options: Settings,

@@ -185,6 +185,9 @@ def held_by_us(order: Order) -> bool:
     return any(fo.our_hold is not None for fo in order.fulfillment_orders)
 
 
+NO_FULFILLMENT_ORDER_YET = "its pre-order item is in no fulfillment order yet; held once Shopify creates one"
+
+
 def plan_order(
     order: Order,
     variants: dict[str, VariantInfo],
@@ -224,6 +227,12 @@ def plan_order(
         return _concluded(plan, "pending", guard.GIVE_UP)
     reheld = {i.fulfillment_order_id for i in plan.intents if isinstance(i, RecordHoldLoss) and i.verdict == "rehold"}
     plan.intents += plan_holds(order, preorder, plan.window, settings.release_tag, reheld)
+    in_fulfillment_orders = {line.line_item_id for fo in order.fulfillment_orders for line in fo.lines}
+    if any(p.line_item.id not in in_fulfillment_orders for p in preorder):
+        # Shopify creates an order's fulfillment orders a little after the order (Flow's docs
+        # suggest waiting about five minutes): nothing to hold yet, but the order is not done
+        # with. Pending keeps it read every scan; `serve` acts on order_routing_complete.
+        plan.pending = NO_FULFILLMENT_ORDER_YET
     if not detect.has_tag(order.tags, settings.preorder_tag):
         plan.intents.append(AddTag(settings.preorder_tag))
     plan.intents.append(

@@ -9,14 +9,17 @@ create a second hold (Shopify's per-app hold ``handle`` refuses it), a second ta
 return's notes before posting).
 
 ``reconcile_order`` is the unit of work. ``scan`` feeds it the orders
-``candidates`` chooses; ``release_by_hand`` and a future webhook listener call it,
-or its parts, for one order directly.
+``candidates`` chooses; ``reconcile_one`` (the webhook worker of `loopsync serve`)
+and ``release_by_hand`` call it, or its parts, for one order directly. Each holds
+the order's lock (``store.order_lock``) meanwhile, so two processes never act on
+one order at once.
 """
 
 from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 
 from loopsync import guard
@@ -125,7 +128,14 @@ class Reconciler:
         observer.reconciling(len(found.orders))
         for order in found.orders:
             self.effects.stop()
-            outcome = self.reconcile_order(order)
+            with self._order_in_hand(order.id) as waited:
+                if waited:
+                    # `serve` had this order in hand while the scan waited: what it did is
+                    # news, so plan from the order as it is now, not as the scan read it.
+                    order = self._reread(order.id)
+                    if order is None:
+                        continue
+                outcome = self.reconcile_order(order)
             report.outcomes.append(outcome)
             observer.reconciled(outcome, report.scan_id)
 
@@ -144,6 +154,42 @@ class Reconciler:
         }
 
     # -- one order ------------------------------------------------------------
+
+    def _order_in_hand(self, order_id: str):
+        """The per-order lock shared with `loopsync serve` and `release` (see ``store.lock``).
+        A dry run changes nothing, so it neither takes it nor waits for it."""
+        if self.dry_run:
+            return nullcontext(False)
+        return self.store.order_lock(order_id)
+
+    def _reread(self, order_id: str) -> Order | None:
+        order = self.shopify.fetch_orders([order_id])[order_id]
+        if order is None:
+            self.effects.forget_order(order_id)
+            return None
+        self._variants = {**self._variants, **candidates.variants_for(self.store, self.shopify, self.options, [order])}
+        return order
+
+    def reconcile_one(self, order_id: str) -> tuple[Order, OrderOutcome] | None:
+        """Read one order now and converge it: what a webhook delivery naming it leads to.
+
+        Nothing is trusted from the delivery: the order and its variants are read again
+        (a retry carries a stale copy). An order that is not a Loop exchange and that
+        loopsync never recorded is left alone (None), so that orders/create for every
+        ordinary sale adds nothing to the state file. Otherwise: the order as read, and
+        what was done.
+        """
+        with self._order_in_hand(order_id):
+            order = self.shopify.fetch_orders([order_id])[order_id]
+            if order is None:
+                if self.store.orders.order(order_id) is not None:
+                    self.effects.forget_order(order_id)
+                return None
+            known = self.store.orders.order(order_id) is not None or self.store.holds.holds_for_order(order_id)
+            if plan.exchange_kind(order, self.options) is None and not known:
+                return None
+            self._variants = candidates.variants_for(self.store, self.shopify, self.options, [order])
+            return order, self.reconcile_order(order)
 
     def reconcile_order(self, order: Order) -> OrderOutcome:
         """Converge one order. Safe to call any number of times, from anywhere."""
@@ -223,6 +269,14 @@ class Reconciler:
         order = self.shopify.find_order(ref)
         if order is None:
             raise NotFoundError(f"No order '{ref}' was found in Shopify.")
+        with self._order_in_hand(order.id) as waited:
+            if waited:
+                order = self._reread(order.id)
+                if order is None:
+                    raise NotFoundError(f"No order '{ref}' was found in Shopify.")
+            return self._release_by_hand(order)
+
+    def _release_by_hand(self, order: Order) -> OrderOutcome:
         outcome = OrderOutcome(order_id=order.id, order_name=order.name, kind=plan.exchange_kind(order, self.options))
         self.effects.apply(order, outcome.kind, plan.plan_manual_release(order, self.options), outcome)
         if self.effects.dry_run or outcome.pending:

@@ -63,6 +63,11 @@ def snapshot_state(source: Path, dest: Path, *, anonymize: bool = False) -> None
                 loop_api_url=url(conn.loop_api_url),
                 scopes=conn.scopes,
             )
+            # save_connection keeps a stored webhook secret it is not given: replace it outright.
+            store.config.replace_webhook_secrets(
+                PLACEHOLDER if conn.webhook_secret else None,
+                PLACEHOLDER if conn.previous_webhook_secret else None,
+            )
             if conn.access_token:
                 # The cached token's expiry decides whether the replayed run renews it.
                 store.config.save_shopify_access_token(PLACEHOLDER, conn.access_token_expires_at)

@@ -212,6 +212,15 @@ class ShopifyClient:
                     result[variant_id] = self._variant(raw)
         return result
 
+    def order_of_fulfillment_order(self, fulfillment_order_id: str) -> str | None:
+        """The id of the order a fulfillment order belongs to; None when Shopify does not know it."""
+        data = self.execute(docs.FULFILLMENT_ORDER_ORDER, {"id": fulfillment_order_id}, "LoopsyncFulfillmentOrderOrder")
+        fo = data.get("fulfillmentOrder")
+        if not isinstance(fo, dict):
+            return None
+        order = fo.get("order")
+        return order.get("id") if isinstance(order, dict) and isinstance(order.get("id"), str) else None
+
     # --- writes ---------------------------------------------------------------
 
     def hold(

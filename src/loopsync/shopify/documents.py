@@ -291,6 +291,14 @@ mutation LoopsyncFulfillmentOrderReleaseHold($id: ID!, $holdIds: [ID!]!) {
 }
 """
 
+# `loopsync serve`: fulfillment_holds/* and fulfillment_orders/* deliveries name a fulfillment
+# order; the worker reconciles the order it belongs to.
+FULFILLMENT_ORDER_ORDER = """
+query LoopsyncFulfillmentOrderOrder($id: ID!) {
+  fulfillmentOrder(id: $id) { id order { id } }
+}
+"""
+
 TAGS_ADD = """
 mutation LoopsyncTagsAdd($id: ID!, $tags: [String!]!) {
   tagsAdd(id: $id, tags: $tags) {
@@ -357,4 +365,5 @@ ALL_DOCUMENTS: dict[str, str] = {
     "LoopsyncWebhookSubscriptionsPage": WEBHOOK_SUBSCRIPTIONS_PAGE,
     "LoopsyncWebhookSubscriptionCreate": WEBHOOK_SUBSCRIPTION_CREATE,
     "LoopsyncWebhookSubscriptionDelete": WEBHOOK_SUBSCRIPTION_DELETE,
+    "LoopsyncFulfillmentOrderOrder": FULFILLMENT_ORDER_ORDER,
 }

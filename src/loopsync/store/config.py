@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from loopsync.errors import ConfigError, NotFoundError, StateFileError
 from loopsync.settings import SETTING_DEFAULTS
 from loopsync.store.errors import sql_errors
-from loopsync.store.part import Part, iso, utcnow
+from loopsync.store.part import Part, iso, parse_iso, utcnow
+
+#: How long a replaced webhook secret keeps verifying. Shopify's docs say deliveries may be signed
+#: with the old secret for up to an hour after a rotation; twice that leaves room for retries.
+WEBHOOK_ROTATION_GRACE = timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,10 @@ class Connection:
     connected_at: str
     loop_disconnected_at: str | None
     updated_at: str
+    webhook_secret: str | None = None
+    #: The secret a rotation replaced: it still verifies until previous_webhook_secret_until.
+    previous_webhook_secret: str | None = None
+    previous_webhook_secret_until: str | None = None
 
     @property
     def loop_connected(self) -> bool:
@@ -43,6 +51,20 @@ class Override:
     variant_id: str
     window: str
     added_at: str
+
+
+def _webhook_secrets(
+    existing: dict | None, given: str | None, now: datetime
+) -> tuple[str | None, str | None, str | None]:
+    """(current, previous, previous until) after a `connect` that was given ``given``."""
+    current = existing["webhook_secret"] if existing else None
+    previous = existing["previous_webhook_secret"] if existing else None
+    until = existing["previous_webhook_secret_until"] if existing else None
+    if given is None or given == current:
+        return current, previous, until
+    if current is None:
+        return given, None, None
+    return given, current, iso(now + WEBHOOK_ROTATION_GRACE)
 
 
 def _check_setting(key: str) -> None:
@@ -68,9 +90,15 @@ class Config(Part):
         loop_api_key: str | None,
         loop_api_url: str | None = None,
         scopes: list[str] | tuple[str, ...] = (),
+        webhook_secret: str | None = None,
         at: datetime | str | None = None,
     ) -> Connection:
-        """Store (or rotate) the connection; clears any cached access token and the disconnect mark."""
+        """Store (or rotate) the connection; clears any cached access token and the disconnect mark.
+
+        A new ``webhook_secret`` keeps the one it replaces verifying for
+        :data:`WEBHOOK_ROTATION_GRACE` (Shopify signs with the old one for a while after a
+        rotation); ``None`` keeps the stored one.
+        """
         if shopify_auth not in ("token", "client_credentials"):
             raise ValueError(f"unknown shopify_auth {shopify_auth!r}")
         if shopify_auth == "token" and not shopify_token:
@@ -79,13 +107,18 @@ class Config(Part):
             raise ValueError("shopify_auth='client_credentials' needs client_id and client_secret")
         now = iso(at)
         with self.transaction():
-            existing = self._one("SELECT connected_at FROM connection WHERE id = 1")
+            existing = self._one(
+                "SELECT connected_at, webhook_secret, previous_webhook_secret, previous_webhook_secret_until "
+                "FROM connection WHERE id = 1"
+            )
+            secrets = _webhook_secrets(existing, webhook_secret, parse_iso(now))
             self.db.execute("DELETE FROM connection WHERE id = 1")
             self.db.execute(
                 """INSERT INTO connection (id, shop, shopify_auth, shopify_token, client_id, client_secret,
                        access_token, access_token_expires_at, shopify_api_url, loop_api_key, loop_api_url,
-                       scopes, connected_at, loop_disconnected_at, updated_at)
-                   VALUES (1, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, ?, ?)""",
+                       scopes, connected_at, loop_disconnected_at, updated_at,
+                       webhook_secret, previous_webhook_secret, previous_webhook_secret_until)
+                   VALUES (1, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [
                     shop,
                     shopify_auth,
@@ -99,6 +132,7 @@ class Config(Part):
                     existing["connected_at"] if existing else now,
                     None if loop_api_key else now,
                     now,
+                    *secrets,
                 ],
             )
         connection = self.connection()
@@ -126,7 +160,23 @@ class Config(Part):
             connected_at=row["connected_at"],
             loop_disconnected_at=row["loop_disconnected_at"],
             updated_at=row["updated_at"],
+            webhook_secret=row["webhook_secret"],
+            previous_webhook_secret=row["previous_webhook_secret"],
+            previous_webhook_secret_until=row["previous_webhook_secret_until"],
         )
+
+    @sql_errors
+    def replace_webhook_secrets(self, current: str | None, previous: str | None) -> None:
+        """Overwrite both webhook secrets as they are, the previous one's deadline kept (a
+        scrubbed copy of the state file puts placeholders in their place)."""
+        with self.transaction():
+            self.db.execute(
+                """UPDATE connection SET webhook_secret = ?, previous_webhook_secret = ?,
+                       previous_webhook_secret_until = CASE WHEN ? IS NULL THEN NULL
+                           ELSE previous_webhook_secret_until END
+                   WHERE id = 1""",
+                [current, previous, previous],
+            )
 
     @sql_errors
     def forget_loop_key(self, *, at: datetime | str | None = None) -> bool:

@@ -9,7 +9,8 @@ of it, handed out as an attribute:
   written *before* the API call and a result written after it (:mod:`loopsync.store.ledger`);
 - ``store.holds``: the holds loopsync placed (:mod:`loopsync.store.holds`);
 - ``store.orders`` and ``store.notes``: per-order progress and the Loop notes posted
-  (:mod:`loopsync.store.orders`).
+  (:mod:`loopsync.store.orders`);
+- ``store.inbox``: the webhook deliveries `loopsync serve` accepted (:mod:`loopsync.store.inbox`).
 
 Every public method turns SQLite failures into :class:`~loopsync.errors.StateFileError`
 with one sentence naming the file; nothing here prints.
@@ -38,6 +39,7 @@ from loopsync.store.files import (
     snapshot_connection,
 )
 from loopsync.store.holds import Holds
+from loopsync.store.inbox import Inbox
 from loopsync.store.ledger import Ledger
 from loopsync.store.orders import Notes, Orders
 from loopsync.store.schema import KNOWN_MIGRATIONS, SCHEMA_VERSION, migrations
@@ -62,6 +64,7 @@ class Store:
         self.holds = Holds(self)
         self.orders = Orders(self)
         self.notes = Notes(self)
+        self.inbox = Inbox(self)
 
     # -- opening ---------------------------------------------------------------
 
@@ -192,3 +195,11 @@ class Store:
         """
         with lock.scan_lock(self.path, wait=wait, timeout=timeout, on_wait=on_wait):
             yield
+
+    def order_lock(self, order_id: str, *, timeout: float = 300.0):
+        """Hold one order's lock (see :func:`loopsync.store.lock.order_lock`); yields whether it waited."""
+        return lock.order_lock(self.path, order_id, timeout=timeout)
+
+    def every_order_lock(self, *, timeout: float = 300.0, on_wait: Callable[[], None] | None = None):
+        """Wait until no process has an order in hand (see :func:`loopsync.store.lock.every_order_lock`)."""
+        return lock.every_order_lock(self.path, timeout=timeout, on_wait=on_wait)

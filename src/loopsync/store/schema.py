@@ -101,6 +101,17 @@ class OrderState(_States):
     ALREADY_SHIPPED = "already_shipped"
 
 
+class InboxState(_States):
+    """Where a webhook delivery is in the inbox (loopsync.store.inbox)."""
+
+    PENDING = "pending"
+    DONE = "done"
+    #: Verified and kept, but names nothing loopsync acts on (a topic it does not reconcile).
+    IGNORED = "ignored"
+    #: The worker could not finish it (an API error); retried on the next start, and the scan covers it.
+    FAILED = "failed"
+
+
 class HoldLossVerdict(_States):
     """What the hold guard did about a loopsync hold released outside loopsync."""
 
@@ -353,6 +364,35 @@ def _m006_hold_guard(db: Database) -> None:
             fulfillment_order_id TEXT NOT NULL,
             gave_up_at TEXT NOT NULL
         )""",
+    ]:
+        db.execute(sql)
+
+
+@migrations(name="m007_webhooks")
+def _m007_webhooks(db: Database) -> None:
+    # `loopsync serve`: the webhook secret is stored like the other secrets; during a rotation the
+    # previous one keeps verifying until previous_webhook_secret_until. Every verified delivery is
+    # written to the inbox before the 2xx, unique on Shopify's webhook id, so a retry of the same
+    # delivery is recognised and a crash after the acknowledgement loses nothing.
+    for sql in [
+        "ALTER TABLE connection ADD COLUMN webhook_secret TEXT",
+        "ALTER TABLE connection ADD COLUMN previous_webhook_secret TEXT",
+        "ALTER TABLE connection ADD COLUMN previous_webhook_secret_until TEXT",
+        f"""CREATE TABLE inbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            webhook_id TEXT NOT NULL UNIQUE,
+            topic TEXT NOT NULL,
+            shop TEXT NOT NULL,
+            triggered_at TEXT,
+            event_id TEXT,
+            received_at TEXT NOT NULL,
+            body TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending' {InboxState.check("state")},
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            processed_at TEXT
+        )""",
+        "CREATE INDEX inbox_pending ON inbox(id) WHERE state = 'pending'",
     ]:
         db.execute(sql)
 

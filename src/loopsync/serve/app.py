@@ -1,0 +1,147 @@
+"""The HTTP side of `loopsync serve`: verify, write to the inbox, acknowledge. Nothing else.
+
+Shopify waits about five seconds for an answer and retries (then gives up on the
+subscription) when it gets none, so the request handler never calls an API: it checks
+the signature, commits the delivery to the inbox and answers. The worker does the rest.
+
+Answers, for an operator reading Shopify's delivery log:
+
+- 401: the signature is missing or wrong (nothing is stored);
+- 403: signed, but for another shop than the state file's (nothing is stored);
+- 400: no webhook id or topic header (nothing to de-duplicate on);
+- 413: a body over 1 MiB (no Shopify delivery is that large);
+- 503: the state file cannot be written just now (Shopify retries later);
+- 200: stored, or already stored (a duplicate), or a topic loopsync does not act on
+  (stored as ``ignored``: a 4xx would make Shopify retry it for hours and then delete
+  the subscription, which someone made on purpose).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from loopsync.errors import LoopsyncError
+from loopsync.serve.metrics import Metrics
+from loopsync.serve.verify import verified
+from loopsync.serve.worker import TOPICS
+from loopsync.store import Store
+from loopsync.store.part import parse_iso
+from loopsync.store.schema import InboxState
+
+WEBHOOK_PATH = "/webhooks/shopify"
+MAX_BODY = 1 << 20
+
+log = logging.getLogger("loopsync.serve")
+
+
+def _header_text(request: Request, name: str, limit: int = 200) -> str | None:
+    """A header as stored and logged: stripped, printable, bounded (it comes from the network)."""
+    value = request.headers.get(name)
+    if value is None:
+        return None
+    value = "".join(ch for ch in value.strip() if ch.isprintable())[:limit]
+    return value or None
+
+
+def current_secrets(store: Store, now: datetime) -> list[str]:
+    """The webhook secrets that verify now: the stored one, and during a rotation the one it replaced.
+
+    Read from the state file for every delivery, so a `connect` that rotates the secret
+    takes effect without restarting serve.
+    """
+    conn = store.config.connection()
+    if conn is None or not conn.webhook_secret:
+        return []
+    secrets = [conn.webhook_secret]
+    if conn.previous_webhook_secret and conn.previous_webhook_secret_until:
+        if parse_iso(conn.previous_webhook_secret_until) > now:
+            secrets.append(conn.previous_webhook_secret)
+    return secrets
+
+
+def build_app(store: Store, shop: str, metrics: Metrics, wake: threading.Event) -> Starlette:
+    """The ASGI app. ``store`` is used from the event loop's thread only (SQLite connections are
+    per thread); ``wake`` tells the worker a delivery is waiting."""
+
+    def reject(reason: str, status: int, webhook_id: str | None, topic: str | None) -> Response:
+        metrics.rejected.labels(reason=reason).inc()
+        log.info("delivery %s %s: rejected (%s, %d)", webhook_id or "-", topic or "-", reason, status)
+        return JSONResponse({"error": reason}, status_code=status)
+
+    async def shopify_webhook(request: Request) -> Response:
+        webhook_id = _header_text(request, "x-shopify-webhook-id")
+        topic = _header_text(request, "x-shopify-topic", 100)
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > MAX_BODY:
+            return reject("too_large", 413, webhook_id, topic)
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return reject("too_large", 413, webhook_id, topic)
+        try:
+            secrets = current_secrets(store, datetime.now(UTC))
+        except LoopsyncError:
+            return reject("state_file", 503, webhook_id, topic)
+        if not verified(body, request.headers.get("x-shopify-hmac-sha256"), secrets):
+            return reject("signature", 401, webhook_id, topic)
+        domain = (_header_text(request, "x-shopify-shop-domain") or "").lower()
+        if domain != shop:
+            return reject("other_shop", 403, webhook_id, topic)
+        if not webhook_id or not topic:
+            return reject("headers", 400, webhook_id, topic)
+        acted_on = topic in TOPICS
+        try:
+            added = store.inbox.add(
+                webhook_id=webhook_id,
+                topic=topic,
+                shop=domain,
+                body=body.decode("utf-8", "replace"),
+                triggered_at=_header_text(request, "x-shopify-triggered-at", 64),
+                event_id=_header_text(request, "x-shopify-event-id"),
+                state=InboxState.PENDING if acted_on else InboxState.IGNORED,
+            )
+        except LoopsyncError:
+            # Not acknowledged, so Shopify delivers it again: nothing is lost.
+            return reject("state_file", 503, webhook_id, topic)
+        if not added:
+            metrics.duplicate.inc()
+            log.info("delivery %s %s: duplicate, already in the inbox", webhook_id, topic)
+            return JSONResponse({"duplicate": True})
+        metrics.accepted.labels(topic=topic).inc()
+        if not acted_on:
+            log.info("delivery %s %s: ignored (loopsync does not act on this topic)", webhook_id, topic)
+            return JSONResponse({"ignored": "loopsync does not act on this topic"})
+        log.info("delivery %s %s: accepted", webhook_id, topic)
+        wake.set()
+        return JSONResponse({"accepted": True})
+
+    async def healthz(_request: Request) -> Response:
+        try:
+            conn = store.config.connection()
+        except LoopsyncError as exc:
+            return JSONResponse({"status": "unavailable", "reason": exc.message}, status_code=503)
+        if conn is None:
+            return JSONResponse(
+                {"status": "unavailable", "reason": "the state file holds no connection"}, status_code=503
+            )
+        if not conn.webhook_secret:
+            return JSONResponse({"status": "unavailable", "reason": "no webhook secret is stored"}, status_code=503)
+        return JSONResponse({"status": "ok", "shop": conn.shop, "loop_connected": conn.loop_connected})
+
+    async def prometheus(_request: Request) -> Response:
+        text, content_type = metrics.render()
+        return Response(text, media_type=content_type)
+
+    return Starlette(
+        routes=[
+            Route(WEBHOOK_PATH, shopify_webhook, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", prometheus, methods=["GET"]),
+        ]
+    )

@@ -1,0 +1,114 @@
+"""The webhook inbox: every verified Shopify delivery, written before it is acknowledged.
+
+One row per ``X-Shopify-Webhook-Id`` (a retry of a delivery reuses its id, so the
+UNIQUE constraint is the de-duplication). Fields: ``topic``, ``shop``,
+``triggered_at`` and ``event_id`` as the headers said; ``received_at`` by this
+machine's clock; ``body`` the raw JSON text (never logged or printed); ``state`` an
+:class:`~loopsync.store.schema.InboxState`; ``attempts`` how many times the worker
+took it; ``last_error`` the last failure's one sentence; ``processed_at`` when it left
+``pending``.
+
+A row is ``pending`` until the worker has reconciled the order it names. A crash
+between the reconcile and marking it done leaves it pending, and the next start
+reconciles the order again: harmless, because reconcile is idempotent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loopsync.store.errors import sql_errors
+from loopsync.store.part import Part, utcnow
+from loopsync.store.schema import InboxState
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    webhook_id: str
+    topic: str
+    shop: str
+    triggered_at: str | None
+    event_id: str | None
+    received_at: str
+    body: str
+    state: str
+    attempts: int
+    last_error: str | None
+    processed_at: str | None
+
+    def __repr__(self) -> str:  # the body stays out of logs and tracebacks
+        return f"Delivery(id={self.id}, topic={self.topic!r}, webhook_id={self.webhook_id!r}, state={self.state!r})"
+
+
+class Inbox(Part):
+    """The deliveries ``loopsync serve`` accepted, and how far the worker got with each."""
+
+    @sql_errors
+    def add(
+        self,
+        *,
+        webhook_id: str,
+        topic: str,
+        shop: str,
+        body: str,
+        triggered_at: str | None = None,
+        event_id: str | None = None,
+        state: InboxState = InboxState.PENDING,
+    ) -> bool:
+        """Store a delivery, committed before this returns; False when its webhook id is already here."""
+        with self.transaction():
+            cursor = self.db.execute(
+                """INSERT INTO inbox (webhook_id, topic, shop, triggered_at, event_id, received_at, body, state,
+                       processed_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(webhook_id) DO NOTHING""",
+                [
+                    webhook_id,
+                    topic,
+                    shop,
+                    triggered_at,
+                    event_id,
+                    (now := utcnow()),
+                    body,
+                    state.value,
+                    None if state == InboxState.PENDING else now,
+                ],
+            )
+        return cursor.rowcount > 0
+
+    @sql_errors
+    def pending(self, limit: int = 100) -> list[Delivery]:
+        """Pending deliveries, oldest first."""
+        rows = self._all("SELECT * FROM inbox WHERE state = ? ORDER BY id LIMIT ?", [InboxState.PENDING.value, limit])
+        return [Delivery(**r) for r in rows]
+
+    @sql_errors
+    def started(self, ids: list[int]) -> None:
+        """Count an attempt before the work: a delivery that crashes the worker every time shows it."""
+        with self.transaction():
+            self.db.conn.executemany("UPDATE inbox SET attempts = attempts + 1 WHERE id = ?", [[i] for i in ids])
+
+    @sql_errors
+    def finish(self, ids: list[int], state: InboxState, error: str | None = None) -> None:
+        with self.transaction():
+            self.db.conn.executemany(
+                "UPDATE inbox SET state = ?, last_error = ?, processed_at = ? WHERE id = ?",
+                [[state.value, error, utcnow(), i] for i in ids],
+            )
+
+    @sql_errors
+    def retry_later(self, id_: int, error: str) -> None:
+        """The worker failed on it this time: it stays pending, with the reason."""
+        with self.transaction():
+            self.db.execute("UPDATE inbox SET last_error = ? WHERE id = ?", [error, id_])
+
+    @sql_errors
+    def depth(self) -> int:
+        """How many deliveries wait for the worker."""
+        row = self._one("SELECT COUNT(*) AS n FROM inbox WHERE state = ?", [InboxState.PENDING.value])
+        return int(row["n"]) if row else 0
+
+    @sql_errors
+    def last(self) -> Delivery | None:
+        row = self._one("SELECT * FROM inbox ORDER BY id DESC LIMIT 1")
+        return Delivery(**row) if row else None
