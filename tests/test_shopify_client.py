@@ -742,3 +742,22 @@ def test_sandbox_order_summaries_page_through_a_large_store():
     assert pages == -(-len(expected) // 250)
     assert client.stats.requested_cost / pages <= 260
     assert [s.updated_at for s in summaries] == sorted(s.updated_at for s in summaries)
+
+
+def test_sandbox_pacing_on_reported_cost_is_never_throttled_and_sums_both_costs():
+    """A bucket smaller than two pages: the client waits for what Shopify reports, and is
+    never answered THROTTLED; its stats are the sums of Shopify's requested and actual costs."""
+    from loopsync.sandbox.generator import generate_store
+    from loopsync.sandbox.server import Sandbox
+
+    with Sandbox(scenario="demo") as sb:
+        generate_store(sb.world, orders=300, exchange_share=0.1, seed=1)
+        sb.world.bucket_size, sb.world.restore_rate = 800.0, 2000.0
+        client = sandbox_client(sb)
+        summaries = list(client.iter_order_summaries("created_at:>2000-01-01"))
+        orders = client.fetch_orders([s.id for s in summaries[:30]])
+        charged = [e for e in sb.world.log if e.api == "shopify"]
+    assert len(orders) == 30
+    assert client.stats.throttled == 0 and client.stats.waited_seconds > 0
+    assert client.stats.requests == len(charged) >= 5
+    assert client.stats.actual_cost < client.stats.requested_cost
