@@ -62,9 +62,24 @@ def test_cost_estimate_follows_shopifys_rules():
     assert cost.estimate_cost(
         "query A($n: Int!) { orders(first: $n) { nodes { lineItems(first: 5) { nodes { id } } } } }", {"n": 3}
     ) == 2 + 3 * (1 + 2 + 5)
-    assert cost.estimate_cost("mutation A { tagsAdd(id: 1, tags: []) { userErrors { message } } }") == 10 + 1 + 1
-    assert cost.ORDER_COST == 173  # documented in shopify.cost's module docstring
-    assert cost.orders_page_size(50) == 4
+    # a mutation field costs 10 whatever it selects; nodes(ids:) one node per id
+    assert cost.estimate_cost("mutation A { tagsAdd(id: 1, tags: []) { userErrors { message } } }") == 10
+    assert cost.estimate_cost("query A($ids: [ID!]!) { nodes(ids: $ids) { ... on Order { app { name } } } }",
+                              {"ids": [1, 2, 3]}) == 3 * (1 + 1)
+    assert cost.ORDER_COST == 75  # documented in shopify.cost's module docstring
+    assert cost.orders_page_size(50) == 10
+
+
+@pytest.mark.parametrize("name", sorted(docs.ALL_DOCUMENTS))
+def test_estimate_and_sandbox_calculator_agree_on_every_document(name):
+    """One cost model: what loopsync sizes pages by is what the sandbox (playing Shopify) charges."""
+    from loopsync.sandbox.shopify.cost import query_cost
+
+    variables = {"id": "gid://shopify/Order/1", "namespace": "n", "key": "k", "first": 1,
+                 "fulfillmentHold": {"reason": "OTHER"}, "holdIds": ["h"], "tags": ["t"],
+                 **SENT_SIZES.get(name, {})}
+    document = docs.ALL_DOCUMENTS[name]
+    assert query_cost(admin_schema(), parse(document), name, variables) == cost.estimate_cost(document, variables)
 
 
 def test_cost_estimate_matches_the_sandbox_for_an_orders_page():

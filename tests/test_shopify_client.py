@@ -194,6 +194,23 @@ def test_cost_aware_pacing_sleeps_just_enough_before_an_expensive_query(server, 
     assert fake_time.sleeps == [pytest.approx((expected_cost - 10) / 50)]
 
 
+def test_pacing_uses_the_requested_cost_shopify_reported_not_the_estimate(server, fake_time):
+    # Shopify priced the first page at 30 points, far under our estimate: the second page
+    # of the same size waits for 30 points, not for the estimate.
+    page = connection([order_node(1001)], has_next=True, cursor="c1")
+    server.script(
+        ok({"orders": page}, requested=30, actual=20, available=10, maximum=1000, rate=50),
+        ok({"orders": connection([])}, requested=30, actual=2, available=500, maximum=1000, rate=50),
+    )
+    client = client_for(server, fake_time)
+    fake_time.sleeps.clear()
+    list(client.iter_orders("tag:x"))
+    estimated = estimate_cost(docs.ORDERS_PAGE, {"first": orders_page_size(50)})
+    assert estimated > 30
+    assert fake_time.sleeps == [pytest.approx((30 - 10) / 50)]
+    assert client.stats.requested_cost == 60 and client.stats.actual_cost == 22
+
+
 def test_pacing_accounts_for_time_already_passed(server, fake_time):
     server.script(ok(SHOP, requested=1, available=10, maximum=1000, rate=50), ok({"orders": connection([])}))
     client = client_for(server, fake_time)
@@ -634,6 +651,31 @@ def test_sandbox_reads_orders_variants_and_scopes(sandbox):
     assert by_id[exchange.id] == exchange
 
 
+def test_sandbox_order_bigger_than_the_nested_pages_is_read_in_full(sandbox):
+    """The nested pages are sized for typical exchange orders; a bigger order costs follow-up
+    requests, never lost lines or fulfillment orders."""
+    from loopsync.sandbox.builders import add_order, add_product
+
+    world = sandbox.world
+    lines_n = docs.FULFILLMENT_ORDER_LINE_ITEMS_FIRST + docs.FULFILLMENT_ORDERS_FIRST + 1
+    fos_n = docs.FULFILLMENT_ORDERS_FIRST + 1
+    product = add_product(world, "Big order", [{"sku": f"BIG-{i}"} for i in range(lines_n)])
+    lines = [{"variant_id": v} for v in product.variant_ids]
+    # The first fulfillment order carries more lines than its nested page holds.
+    split = [{"status": "OPEN", "lines": list(range(lines_n - fos_n + 1))}]
+    split += [{"status": "OPEN", "lines": [i]} for i in range(lines_n - fos_n + 1, lines_n)]
+    order = add_order(world, "#BIG-1", lines, fulfillment_orders=split)
+    client = sandbox_client(sandbox)
+    read = client.fetch_orders([order.id])[order.id]
+    assert read is not None
+    assert len(read.line_items) == lines_n
+    assert len(read.fulfillment_orders) == fos_n
+    assert sum(len(fo.lines) for fo in read.fulfillment_orders) == lines_n
+    ops = client.stats.by_operation
+    assert ops["LoopsyncOrderLineItemsPage"] == 1 and ops["LoopsyncOrderFulfillmentOrdersPage"] == 1
+    assert ops["LoopsyncFulfillmentOrderLineItemsPage"] == 1
+
+
 def test_sandbox_hold_tag_and_release_round_trip(sandbox):
     client = sandbox_client(sandbox)
     order = client.find_order("EXC-1086-1")
@@ -700,3 +742,22 @@ def test_sandbox_order_summaries_page_through_a_large_store():
     assert pages == -(-len(expected) // 250)
     assert client.stats.requested_cost / pages <= 260
     assert [s.updated_at for s in summaries] == sorted(s.updated_at for s in summaries)
+
+
+def test_sandbox_pacing_on_reported_cost_is_never_throttled_and_sums_both_costs():
+    """A bucket smaller than two pages: the client waits for what Shopify reports, and is
+    never answered THROTTLED; its stats are the sums of Shopify's requested and actual costs."""
+    from loopsync.sandbox.generator import generate_store
+    from loopsync.sandbox.server import Sandbox
+
+    with Sandbox(scenario="demo") as sb:
+        generate_store(sb.world, orders=300, exchange_share=0.1, seed=1)
+        sb.world.bucket_size, sb.world.restore_rate = 800.0, 2000.0
+        client = sandbox_client(sb)
+        summaries = list(client.iter_order_summaries("created_at:>2000-01-01"))
+        orders = client.fetch_orders([s.id for s in summaries[:30]])
+        charged = [e for e in sb.world.log if e.api == "shopify"]
+    assert len(orders) == 30
+    assert client.stats.throttled == 0 and client.stats.waited_seconds > 0
+    assert client.stats.requests == len(charged) >= 5
+    assert client.stats.actual_cost < client.stats.requested_cost

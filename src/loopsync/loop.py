@@ -132,32 +132,6 @@ class LoopClient:
                 return
             start = end
 
-    def find_return(
-        self,
-        matches: Callable[[LoopReturn], bool],
-        *,
-        order_id: int | str | None = None,
-        order_names: Iterable[str] = (),
-        since: datetime,
-        until: datetime,
-    ) -> int | None:
-        """The id of the first return ``matches`` accepts, or None.
-
-        The details lookups (by Shopify order id, then by each order name) come first;
-        then the list over [since, until], every state, by update time: out-of-stock
-        exchanges wait in `review`, which Loop's default filter leaves out.
-        """
-        lookups = [{"order_id": order_id}] if order_id is not None else []
-        lookups += [{"order_name": name} for name in order_names]
-        for lookup in lookups:
-            found = self.return_details(**lookup)
-            if found is not None and matches(found):
-                return found.id
-        for ret in self.iter_returns(since=since, until=until, filter="updated_at"):
-            if matches(ret):
-                return ret.id
-        return None
-
     def notes(self, return_id: int) -> list[LoopNote]:
         status, body = self._get(f"/warehouse/return/{int(return_id)}/notes", None, "list notes")
         # No notes: Loop answers 422 with the bare body `false`.

@@ -99,8 +99,12 @@ class FakeLoop:
         self.stats = CallStats()
         self.posted: list[tuple[int, str]] = []
 
-    def find_return(self, matches, *, order_id=None, order_names=(), since, until):
-        return next((r.id for r in self.returns if matches(r)), None)
+    def return_details(self, *, return_id=None, order_id=None, order_name=None):
+        # Loop's details lookup by name is loose; the finder's own match decides.
+        return next((r for r in self.returns if order_name in (r.order_name, None)), None)
+
+    def iter_returns(self, *, since, until, filter="updated_at", page_size=100):  # noqa: A002 - Loop's name
+        yield from self.returns
 
     def notes(self, return_id):
         return list(self.notes_by_return.get(return_id, ()))

@@ -26,6 +26,11 @@ TAG = 'mutation($id: ID!) { tagsAdd(id: $id, tags: ["t"]) { userErrors { message
      2 + 10 * (1 + 2 + 5 * 2)),
     ('mutation { tagsAdd(id: "x", tags: ["a"]) { node { id } userErrors { message } } }', 10),
     ("query($n: Int) { orders(first: $n) { nodes { id } } }", 2 + 7),
+    # nodes(ids:): one node per id, priced as the type its fragment names
+    ('{ nodes(ids: ["a", "b"]) { ... on Order { id app { name } } } }', 2 * (1 + 1)),
+    # an interface costs its dearest possible selection, not the sum of its fragments
+    ('{ nodes(ids: ["a"]) { ... on Order { app { name } } '
+     '... on ProductVariant { product { id } sellingPlanGroups(first: 2) { nodes { id } } } } }', 1 + (1 + 2 + 2)),
 ])
 def test_requested_cost(schema, query, expected):
     assert query_cost(schema, parse(query), None, {"n": 7}) == expected

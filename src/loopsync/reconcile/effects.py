@@ -35,6 +35,7 @@ from loopsync.reconcile.plan import (
     RecordHoldLoss,
     ReleaseHold,
     SettleRelease,
+    held_by_us,
     waiting_text,
 )
 from loopsync.reconcile.report import Action, OrderOutcome
@@ -82,6 +83,7 @@ class Executor:
         self.shopify = shopify
         # None once disconnected: no new holds, tags or notes; releases go on.
         self.loop = loop
+        self.returns = returns.ReturnFinder(loop) if loop is not None else None
         self.options = options
         self.clock = clock
         self.scan_id: int | None = None
@@ -106,6 +108,8 @@ class Executor:
     # -- the scan's own records ---------------------------------------------------------
 
     def scan_started(self, since: datetime) -> int | None:
+        if self.returns is not None:
+            self.returns.reset()
         self.scan_id = self.store.ledger.scan_started(since=since)
         return self.scan_id
 
@@ -303,10 +307,26 @@ class Executor:
         self.done("tag", action_id, {"tag": tag})
         outcome.actions.append(Action("tag", order.id, f"added tag '{tag}'"))
 
+    def note_may_exist(self, order: Order, return_id, content: str) -> bool:
+        """Whether anyone running loopsync can have posted ``content`` on the return already.
+
+        Reading the notes costs a Loop request per return, so it is read only where a
+        note can be there: this state file began posting it (whatever came of that:
+        a crash or a lost answer leaves the outcome unknown), or the order, as read at
+        the start of this pass, carries our hold or tag: then an earlier run, perhaps
+        with another state file, acted on it and may have posted the note. An order
+        neither we nor another loopsync ever touched has none of our notes.
+        """
+        if self.store.ledger.last_action_for_key(f"note:{return_id}:{content}") is not None:
+            return True
+        tag = self.options.preorder_tag.casefold()
+        return held_by_us(order) or any(t.casefold() == tag for t in order.tags)
+
     def pre_order_note(self, order: Order, kind: str | None, intent: PostNote, outcome: OrderOutcome) -> None:
         assert self.loop is not None and kind is not None
-        return_id = self.store.orders.return_for_order(order.id) or returns.find_return(
-            self.loop, order, kind, self.options.exchange_name_prefix, self.clock()
+        assert self.returns is not None
+        return_id = self.store.orders.return_for_order(order.id) or self.returns.find(
+            order, kind, self.options.exchange_name_prefix, self.clock()
         )
         if return_id is None:
             self.wait_for_return(order, intent, outcome)
@@ -334,7 +354,9 @@ class Executor:
         assert self.loop is not None
         if self.store.notes.note_recorded(return_id, content):
             return
-        if any(n.content == content for n in self.loop.notes(return_id)):
+        if self.note_may_exist(order, return_id, content) and any(
+            n.content == content for n in self.loop.notes(return_id)
+        ):
             self.store.notes.record_note(return_id, content, order_id=order.id)
             return
         # Loop's note is not idempotent: a failure Loop reports is "failed", one whose
@@ -385,6 +407,8 @@ class DryRun(Executor):
         )
 
     def scan_started(self, since: datetime) -> int | None:
+        if self.returns is not None:
+            self.returns.reset()
         return None
 
     def forget_order(self, order_id: str) -> None:
@@ -413,8 +437,9 @@ class DryRun(Executor):
 
     def pre_order_note(self, order: Order, kind: str | None, intent: PostNote, outcome: OrderOutcome) -> None:
         assert self.loop is not None and kind is not None
-        return_id = self.store.orders.return_for_order(order.id) or returns.find_return(
-            self.loop, order, kind, self.options.exchange_name_prefix, self.clock()
+        assert self.returns is not None
+        return_id = self.store.orders.return_for_order(order.id) or self.returns.find(
+            order, kind, self.options.exchange_name_prefix, self.clock()
         )
         if return_id is None:
             assert intent.wait is not None
@@ -425,8 +450,10 @@ class DryRun(Executor):
 
     def post_note(self, order: Order, return_id, content: str, outcome: OrderOutcome) -> None:
         assert self.loop is not None
-        # Loop's list, not the ledger, says whether the note is there: what a real run would find.
-        if not any(n.content == content for n in self.loop.notes(return_id)):
+        # Loop's list, not the ledger, says whether the note is there: what a real run would find,
+        # read where a real run would read it.
+        if not (self.note_may_exist(order, return_id, content)
+                and any(n.content == content for n in self.loop.notes(return_id))):
             outcome.actions.append(Action("note", str(return_id), f"would post: {content}", "planned"))
 
     def record(self, order: Order, outcome: OrderOutcome) -> None:

@@ -1,19 +1,33 @@
-"""Shopify's requested cost for loopsync's documents, estimated before sending them.
+"""Shopify's requested cost for loopsync's documents, computed before sending them.
 
 Shopify refuses any single query whose *requested* cost (computed before running
-it, from ``first`` arguments) exceeds 1000 points, and charges the requested cost
-against the bucket up front. ``estimate_cost`` applies Shopify's published rules:
-  scalar/enum 0 · object 1 · connection 2 + first × (1 + cost of one node) · mutation 10
-  · a list of objects (no ``first``) 1 + its objects' fields, counted once.
-# GUESS: the list-without-first rule and "pageInfo is included in the connection's 2"
-# are our reading; Shopify does not document them. The rest is Shopify's doc.
+it, from ``first`` arguments) exceeds 1000 points, and runs a query only once the
+bucket holds its requested cost; afterwards it refunds requested minus *actual*
+(the cost with page sizes replaced by what came back). Every response reports
+both, and the bucket, in ``extensions.cost``; the transport paces on those
+figures. This estimate exists only to size pages and batches under the
+1000-point limit before the first answer arrives.
+
+The rules, with their sources (the sandbox's calculator, ``sandbox/shopify/cost.py``,
+applies the same ones to charge us):
+  scalar/enum 0 · object 1 · interface/union: its dearest possible selection
+      (shopify.dev/docs/apps/build/apis/graphql-admin/rate-limits, "Cost calculation")
+  connection 2 + first × (1 + cost of one node's fields): nested connections multiply
+      (Shopify Engineering, "Rate Limiting GraphQL APIs by Calculating Query Complexity")
+  mutation field 10 (same pages; a standard mutation answers requestedQueryCost 10
+      whatever it selects)
+# GUESS: a list of objects without ``first`` costs 1 + its objects' fields, counted once;
+# ``nodes(ids:)`` costs one node per id, without a connection's 2; pageInfo is part of
+# the connection's 2. Shopify does not document these; the sandbox charges the same.
+# Inline fragments on different types are summed where Shopify takes the dearest: our
+# documents use one type per field, so the two agree.
 
 With the nested page sizes chosen in ``documents`` one order costs (see ``ORDER_COST``):
-  base (order, app, customAttributes)                        3
-  lineItems(first: 10)          2 + 10 × 3                  32
-  fulfillmentOrders(first: 3)   2 + 3 × (1 + [2 + 10 × 3] + holds 2 + actions 1)  110
-  returns(first: 2)             2 + 2 × (1 + [2 + 5 × 2])   28
-  = 173 per order, so a page of 4 orders requests ~694 points: well under 1000.
+  base (order, app, customAttributes)                         3
+  lineItems(first: 5)           2 + 5 × 3                    17
+  fulfillmentOrders(first: 2)   2 + 2 × (1 + [2 + 5 × 3] + holds 2 + actions 1)   44
+  returns(first: 1)             2 + 1 × (1 + [2 + 3 × 2])     11
+  = 75 per order, so a page of 10 orders requests 752 points and 10 orders by id 750.
 """
 
 from __future__ import annotations
@@ -35,7 +49,7 @@ from graphql import (
 
 from loopsync.shopify import documents
 
-# A budget, not the limit: leaves room for our estimate being a little low.
+# A budget under Shopify's 1000: room for a field whose cost Shopify raises later.
 QUERY_COST_BUDGET = 800
 
 _MUTATION_COST = 10
@@ -45,8 +59,8 @@ _MULTIPLIER_ARGS = ("first", "last")
 def estimate_cost(document: str, variables: dict | None = None) -> int:
     """Shopify's requested cost for ``document`` with ``variables``, by the rules above.
 
-    ``nodes(ids:)`` counts as a connection sized by ``len(ids)``. Inline fragments
-    on different types are summed, which can only over-estimate.
+    ``nodes(ids:)`` counts one node per id. Inline fragments on different types are
+    summed, which can only over-estimate.
     """
     return _estimate(document, tuple(sorted(_multiplier_variables(variables or {}).items())))
 
@@ -71,9 +85,13 @@ def _estimate(document: str, variables: tuple[tuple[str, int], ...]) -> int:
     total = 0
     for definition in ast.definitions:
         if isinstance(definition, OperationDefinitionNode):
-            total += _selection_cost(definition.selection_set, fragments, env)
             if definition.operation == OperationType.MUTATION:
-                total += _MUTATION_COST
+                # Each mutation field costs 10; what it selects adds nothing.
+                total += _MUTATION_COST * sum(
+                    1 for s in definition.selection_set.selections if isinstance(s, FieldNode)
+                )
+            else:
+                total += _selection_cost(definition.selection_set, fragments, env)
     return total
 
 
@@ -108,7 +126,7 @@ def _field_cost(field: FieldNode, fragments: dict, env: dict) -> int:
         else:  # ``nodes(ids:)`` itself: its selections are the node's fields
             per_node += _selection_cost(SelectionSetNode(selections=(selection,)), fragments, env)
     if field.name.value == "nodes":
-        per_node += 1
+        return size * (1 + per_node)
     return 2 + size * per_node
 
 
@@ -142,8 +160,8 @@ def orders_page_size(requested: int) -> int:
 
 
 def variants_batch_size() -> int:
-    per_variant = estimate_cost(documents.VARIANTS_BY_ID, {"ids": [None]}) - 2
-    return max(1, min(250, (QUERY_COST_BUDGET - 2) // per_variant))
+    per_variant = estimate_cost(documents.VARIANTS_BY_ID, {"ids": [None]})
+    return max(1, min(250, QUERY_COST_BUDGET // per_variant))
 
 
 ORDER_COST = _order_cost()

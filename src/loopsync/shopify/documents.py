@@ -3,8 +3,11 @@
 tests/test_documents_valid.py validates each one against Shopify's official
 2026-10 schema, so a misspelled field fails in CI and not at a merchant.
 
-The nested page sizes below (``*_FIRST``) are chosen so that a page of full
-orders stays under Shopify's single-query cost limit; ``cost`` computes what
+The nested page sizes below (``*_FIRST``) are sized from what the orders loopsync
+reads in full really carry, because Shopify charges (and makes a query wait for)
+the *requested* cost, computed from these sizes, and refunds only afterwards: a
+Loop exchange order has one or two line items in one fulfillment order (two once
+a hold on some lines splits it), and at most one return. ``cost`` computes what
 each document requests. Orders with more items than these sizes are completed
 by the *_PAGE documents (the client drains any nested connection whose pageInfo
 says there is more), so small nested pages lose nothing; they only cost an
@@ -13,11 +16,11 @@ extra request on big orders.
 
 from __future__ import annotations
 
-ORDER_LINE_ITEMS_FIRST = 10
-FULFILLMENT_ORDERS_FIRST = 3
-FULFILLMENT_ORDER_LINE_ITEMS_FIRST = 10
-RETURNS_FIRST = 2
-EXCHANGE_LINE_ITEMS_FIRST = 5
+ORDER_LINE_ITEMS_FIRST = 5
+FULFILLMENT_ORDERS_FIRST = 2
+FULFILLMENT_ORDER_LINE_ITEMS_FIRST = 5
+RETURNS_FIRST = 1
+EXCHANGE_LINE_ITEMS_FIRST = 3
 
 _LINE_ITEM_FIELDS = """
 fragment LoopsyncLineItem on LineItem {
@@ -211,8 +214,8 @@ fragment LoopsyncSellingPlan on SellingPlan {
 }
 """
 
-SELLING_PLAN_GROUPS_FIRST = 5
-SELLING_PLANS_FIRST = 5
+SELLING_PLAN_GROUPS_FIRST = 2
+SELLING_PLANS_FIRST = 2
 
 VARIANTS_BY_ID = f"""
 query LoopsyncVariantsById($ids: [ID!]!, $namespace: String!, $key: String!) {{

@@ -3,6 +3,14 @@
 ``Transport.execute`` is the one place a Shopify Admin GraphQL request is made.
 It knows HTTP statuses, GraphQL ``errors`` and ``extensions.cost``; it knows
 nothing of orders or holds.
+
+Pacing uses what Shopify reports, not loopsync's estimate: Shopify runs a query
+once the bucket holds its *requested* cost, so before each request the transport
+waits until ``throttleStatus`` (``currentlyAvailable`` plus ``restoreRate`` times
+the time since) covers the ``requestedQueryCost`` Shopify last reported for the
+same operation at the same page sizes. Only an operation not yet answered is
+paced on ``shopify.cost.estimate_cost``. The bucket Shopify reports already has
+the refund of requested minus actual in it.
 """
 
 from __future__ import annotations
@@ -56,6 +64,8 @@ class Transport:
         self.stats = CallStats()
         self.throttle: ThrottleStatus | None = None
         self._throttle_seen_at = 0.0
+        # requestedQueryCost as Shopify reported it, by operation and page sizes.
+        self._requested: dict[tuple, float] = {}
 
     def execute(self, document: str, variables: dict | None = None, operation_name: str | None = None) -> dict:
         """Send one GraphQL operation and return its ``data``.
@@ -95,7 +105,8 @@ class Transport:
         )
 
     def _attempt(self, document: str, variables: dict, operation: str, token: str, estimated: int) -> dict:
-        self._pace(estimated)
+        sizes = _sizes(operation, variables)
+        self._pace(self._requested.get(sizes, estimated))
         self.stats.count(operation)
         self.stats.estimated_cost += estimated
         try:
@@ -116,7 +127,7 @@ class Transport:
             if status == 200:
                 raise http.Retry(TransientApiError(f"Shopify sent an unreadable answer to {operation}."))
             raise ApiError(f"Shopify answered {operation} with HTTP {status} and no readable body.")
-        self._record_cost(body.get("extensions"))
+        self._record_cost(body.get("extensions"), sizes)
         errors = body.get("errors")
         if errors:
             if _is_throttled(errors):
@@ -170,11 +181,14 @@ class Transport:
 
     # --- cost -----------------------------------------------------------------
 
-    def _record_cost(self, extensions: Any) -> None:
+    def _record_cost(self, extensions: Any, sizes: tuple) -> None:
         cost = extensions.get("cost") if isinstance(extensions, dict) else None
         if not isinstance(cost, dict):
             return
-        self.stats.requested_cost += _number(cost.get("requestedQueryCost")) or 0.0
+        requested = _number(cost.get("requestedQueryCost"))
+        if requested is not None:
+            self._requested[sizes] = requested
+        self.stats.requested_cost += requested or 0.0
         self.stats.actual_cost += _number(cost.get("actualQueryCost")) or 0.0
         status = cost.get("throttleStatus")
         if isinstance(status, dict):
@@ -192,12 +206,12 @@ class Transport:
         elapsed = max(self.clock() - self._throttle_seen_at, 0.0)
         return min(self.throttle.maximum_available, self.throttle.currently_available + elapsed * self.throttle.restore_rate)
 
-    def _pace(self, estimated: int) -> None:
-        """Sleep just long enough for the bucket to hold ``estimated`` points, instead of being throttled."""
+    def _pace(self, requested: float) -> None:
+        """Sleep just long enough for the bucket to hold ``requested`` points, instead of being throttled."""
         available = self.available_now()
-        if available is None or self.throttle is None or estimated <= available:
+        if available is None or self.throttle is None or requested <= available:
             return
-        needed = min(estimated, self.throttle.maximum_available)
+        needed = min(requested, self.throttle.maximum_available)
         wait = min((needed - available) / self.throttle.restore_rate, http.MAX_SINGLE_WAIT)
         if wait > 0:
             self.stats.waited_seconds += wait
@@ -221,6 +235,15 @@ class Transport:
             )
         # The bucket held less than the request when Shopify looked; wait for the difference.
         return max(requested - available, 0.0) / rate or 1.0 / rate
+
+
+def _sizes(operation: str, variables: dict) -> tuple:
+    """What a document's requested cost depends on: the operation and its page and batch sizes."""
+    return (operation, *sorted(
+        (name, len(value) if isinstance(value, list) else value)
+        for name, value in variables.items()
+        if isinstance(value, list) or (isinstance(value, int) and not isinstance(value, bool))
+    ))
 
 
 def _number(value: Any) -> float | None:
