@@ -51,6 +51,8 @@ def _preload() -> None:
     import loopsync.shopify  # noqa: F401
     import loopsync.store  # noqa: F401
 
+    loopsync.cli._command()  # the Click tree, which main() would otherwise build in every child
+
 
 def _child(request: dict, zygote_fds: list[int]) -> None:
     """In the forked child: become `loopsync <argv>` and never return."""
