@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import sqlite3
-from pathlib import Path
 
 import pytest
 import requests
@@ -82,7 +81,7 @@ def test_a_forked_command_is_a_process_of_its_own(tmp_path, sandbox, connected):
     import signal
 
     from support.forkserver import ForkServer
-    from support.harness import wait_for
+    from support.harness import has_open, wait_for
     from support.sandbox import sandbox_env
 
     server = ForkServer.get()
@@ -106,7 +105,9 @@ def test_a_forked_command_is_a_process_of_its_own(tmp_path, sandbox, connected):
         fcntl.flock(handle, fcntl.LOCK_EX)
         waiting = server.spawn(["scan", "--wait", "--db", str(connected)], env=env,
                                out=tmp_path / "c.out", err=tmp_path / "c.err")
-        assert wait_for(lambda: any(os.readlink(fd) == str(lock) for fd in Path(f"/proc/{waiting.pid}/fd").iterdir()))
-        assert waiting.poll() is None
-        waiting.kill()
+        try:
+            assert wait_for(lambda: has_open(waiting.pid, lock), timeout=60), "the scan never reached the lock"
+            assert waiting.poll() is None
+        finally:
+            waiting.kill()
         assert waiting.wait(timeout=30) == -signal.SIGKILL

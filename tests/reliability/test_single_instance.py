@@ -3,14 +3,12 @@ queues behind the first; a lock left by a SIGKILLed scan never blocks the next o
 
 from __future__ import annotations
 
-import os
 import time
 from functools import cache
-from pathlib import Path
 
 from loopsync.exit_codes import ExitCode
 from loopsync.sandbox.faults import FaultPlan
-from support.harness import check_end_state, demo_world, reference_signature, wait_for
+from support.harness import check_end_state, demo_world, has_open, reference_signature, wait_for
 
 
 @cache
@@ -33,11 +31,7 @@ def fast_again(harness) -> None:
 
 def has_lock_file_open(harness, pid: int) -> bool:
     """The process has reached the lock (its file is open), so it is past start-up and waiting on it."""
-    lock = str(harness.db.with_name(harness.db.name + ".lock"))
-    try:
-        return any(os.readlink(fd) == lock for fd in Path(f"/proc/{pid}/fd").iterdir())
-    except OSError:
-        return False
+    return has_open(pid, harness.db.with_name(harness.db.name + ".lock"))
 
 
 def lock_held_by(harness, pid: int) -> bool:

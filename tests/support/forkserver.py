@@ -245,10 +245,25 @@ class ForkServer:
             return self._exits.pop(request_id, None)
 
     def close(self) -> None:
-        """End the zygote (EOF on its stdin); children still running keep running."""
+        """End the zygote (EOF on its stdin) and reap it, so that its CPU time is counted with
+        the test run's; children still running keep running."""
+        if self._proc.stdin.closed:
+            return
         self._proc.stdin.close()
         self._proc.wait(timeout=30)
 
+    @classmethod
+    def shutdown(cls) -> None:
+        """Close this process's zygote, if it started one (the top conftest calls it at the end)."""
+        with cls._instance_lock:
+            if cls._instance is not None:
+                cls._instance.close()
+                cls._instance = None
+
 
 if __name__ == "__main__":
+    # Run as a script, this directory heads sys.path, and its cli.py, sandbox.py, state.py ...
+    # would shadow any top-level module of those names that a library imports.
+    if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+        sys.path.pop(0)
     _serve()

@@ -306,6 +306,21 @@ def reference_signature(build, *, ship: bool = False) -> dict:
             harness.sb.stop()
 
 
+def has_open(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has ``path`` open now (Linux /proc): how a test knows it got that far."""
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd) == str(path):
+                return True
+        except OSError:  # closed since the listing
+            continue
+    return False
+
+
 def wait_for(predicate, timeout: float = 10.0, step: float = 0.02) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
