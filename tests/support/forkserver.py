@@ -82,13 +82,21 @@ def _child(request: dict, zygote_fds: list[int]) -> None:
 
         code = main(request["argv"])
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        # As the interpreter exits on one: None is 0, any other non-integer is printed and 1.
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
+            print(exc.code, file=sys.stderr)
+            code = 1
     except BaseException:  # noqa: BLE001 - an uncaught crash exits 1 with its traceback, as python would
         import traceback
 
         traceback.print_exc()
         code = 1
     finally:
+        # What interpreter exit would still do: os._exit skips atexit, so flush logs and streams here.
+        if "logging" in sys.modules:
+            sys.modules["logging"].shutdown()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
