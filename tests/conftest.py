@@ -130,6 +130,10 @@ def secret_safe_cli(checks) -> Callable[..., Result]:
 
 
 def pytest_sessionfinish(session) -> None:
+    from support.forkserver import ForkServer
+
+    # Reaped here, not only at exit: a pytest-xdist worker may end without running atexit.
+    ForkServer.shutdown()
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput["reliability_tally"] = TALLY.as_dict()

@@ -70,3 +70,44 @@ def test_state_rows_raise_on_a_query_the_schema_cannot_answer(tmp_path):
         rows(db, "SELECT * FROM connection")
     with pytest.raises(sqlite3.OperationalError, match="no such column"):
         rows(db, "SELECT status FROM holds")
+
+
+
+def test_a_forked_command_is_a_process_of_its_own(tmp_path, sandbox, connected):
+    """What the crash matrix relies on: the child gets its own argv, env, cwd, streams and exit
+    status, and a SIGKILL shows as -9, as with subprocess.Popen."""
+    import fcntl
+    import os
+    import signal
+
+    from support.forkserver import ForkServer
+    from support.harness import has_open, wait_for
+    from support.sandbox import sandbox_env
+
+    server = ForkServer.get()
+    env = {"PATH": os.environ.get("PATH", ""), "COLUMNS": "200"}
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    made = server.spawn(["connect", "--db", "relative.db"], env={**env, **sandbox_env(sandbox)}, cwd=str(work),
+                        out=tmp_path / "a.out", err=tmp_path / "a.err")
+    assert made.wait(timeout=30) == 0, made.communicate()
+    assert (work / "relative.db").exists()
+    refused = server.spawn(["scan", "--db", "missing.db"], env=env, cwd=str(work),
+                           out=tmp_path / "b.out", err=tmp_path / "b.err")
+    out, err = refused.communicate(timeout=30)
+    assert refused.returncode == 2 and out == "", (out, err)
+    assert "no state file at missing.db" in err and "Traceback" not in err
+    assert refused.pid != os.getpid()
+
+    # A scan that waits on a lock this test holds: alive until killed, then reported as -9.
+    lock = connected.with_name(connected.name + ".lock")
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        waiting = server.spawn(["scan", "--wait", "--db", str(connected)], env=env,
+                               out=tmp_path / "c.out", err=tmp_path / "c.err")
+        try:
+            assert wait_for(lambda: has_open(waiting.pid, lock), timeout=60), "the scan never reached the lock"
+            assert waiting.poll() is None
+        finally:
+            waiting.kill()
+        assert waiting.wait(timeout=30) == -signal.SIGKILL

@@ -16,6 +16,7 @@ import pytest
 from loopsync.sandbox.scenarios import add_exchange
 from loopsync.sandbox.server import Sandbox
 from loopsync.sandbox.world import IssuedToken
+from support.forkserver import ForkServer
 from support.harness import demo_world, run_cli
 
 TOKEN = "shpat_S3CRETtoken_7f3a9c11d2"
@@ -43,9 +44,11 @@ def secret_world():
 class Capture:
     """Everything loopsync showed anyone: streams, log records, exception texts and tracebacks."""
 
-    def __init__(self, sb: Sandbox, caplog) -> None:
+    def __init__(self, sb: Sandbox, caplog, tmp: Path) -> None:
         self.sb = sb
         self.caplog = caplog
+        self.tmp = tmp
+        self.forks = 0
         self.texts: list[tuple[str, str]] = []
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -66,13 +69,25 @@ class Capture:
         self.last = result
         return result.code
 
-    def subprocess(self, args: list[str], **env: str) -> int:
+    def subprocess(self, args: list[str], *, real: bool = False, **env: str) -> int:
+        """The command in a process of its own: what the interpreter itself prints is output too.
+
+        Forked from the warm zygote (support/forkserver.py); ``real`` starts `python -m loopsync`."""
         full = {k: v for k, v in os.environ.items() if not k.startswith("LOOPSYNC_")}
         full.update(self.env(**env))
-        proc = subprocess.run([sys.executable, "-m", "loopsync", *args], env=full, capture_output=True,
-                              text=True, timeout=120)
-        self.texts.append(("subprocess " + " ".join(args), proc.stdout + proc.stderr))
-        return proc.returncode
+        if real:
+            proc = subprocess.run([sys.executable, "-m", "loopsync", *args], env=full, capture_output=True,
+                                  text=True, timeout=120)
+            code, out, err = proc.returncode, proc.stdout, proc.stderr
+        else:
+            self.forks += 1
+            streams = self.tmp / f"process-{self.forks}"
+            forked = ForkServer.get().spawn(args, env=full, out=streams.with_suffix(".out"),
+                                            err=streams.with_suffix(".err"))
+            out, err = forked.communicate(timeout=120)
+            code = forked.returncode
+        self.texts.append(("subprocess " + " ".join(args), out + err))
+        return code
 
     def leaks(self, secrets: list[str]) -> list[str]:
         found = []
@@ -85,10 +100,10 @@ class Capture:
 
 
 @pytest.fixture
-def capture(caplog):
+def capture(caplog, tmp_path_factory):
     caplog.set_level(logging.DEBUG)
     with Sandbox(secret_world()) as sb:
-        yield Capture(sb, caplog)
+        yield Capture(sb, caplog, tmp_path_factory.mktemp("streams"))
 
 
 def test_no_command_shows_a_secret(capture, tmp_path):
@@ -106,7 +121,7 @@ def test_no_command_shows_a_secret(capture, tmp_path):
                  LOOPSYNC_LOOP_API_KEY=LOOP_KEY) == 4
     assert c.cli(["--debug", "connect", "--db", db], LOOPSYNC_SHOPIFY_TOKEN=WRONG_TOKEN,
                  LOOPSYNC_LOOP_API_KEY=WRONG_LOOP_KEY) == 4
-    assert c.subprocess(["--debug", "connect", "--db", db], LOOPSYNC_SHOPIFY_TOKEN=TOKEN,
+    assert c.subprocess(["--debug", "connect", "--db", db], real=True, LOOPSYNC_SHOPIFY_TOKEN=TOKEN,
                         LOOPSYNC_LOOP_API_KEY=WRONG_LOOP_KEY) != 0
     assert c.cli(["connect", "--db", db, "--shop", "bad shop"], **token_env) == 2
     assert c.cli(["connect", "--db", db, "--json"], **token_env) == 0

@@ -47,15 +47,17 @@ def expected() -> dict:
 
 
 class Recorder:
-    """A client's sleep: records every wait, then sleeps it with the sleep the client was given."""
+    """A client's sleep: records every wait, then sleeps it (times ``scale``) with the sleep the
+    client was given."""
 
-    def __init__(self, inner=time.sleep) -> None:
+    def __init__(self, inner=time.sleep, scale: float = 1.0) -> None:
         self.waits: list[float] = []
         self.inner = inner
+        self.scale = scale
 
     def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
-        self.inner(seconds)
+        self.inner(seconds * self.scale)
 
 
 @pytest.fixture
@@ -70,7 +72,11 @@ def recorded_clients(monkeypatch):
         return client
 
     def loop(*args, **kwargs):
-        recorder = Recorder(kwargs.pop("sleep", time.sleep))
+        # The sandbox's Loop 429s here are injected faults, not a rate it keeps (the world's limit
+        # is lifted), so a tenth of each Retry-After changes nothing but the test's length; the
+        # wait the client asked for is what is checked. Shopify's waits stay whole: the sandbox's
+        # bucket is real and refills in real time.
+        recorder = Recorder(kwargs.pop("sleep", time.sleep), scale=BACKOFF_SCALE)
         client = LoopClient(*args, sleep=recorder, **kwargs)
         made["loop"].append((client, recorder))
         return client

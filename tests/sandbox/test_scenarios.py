@@ -242,3 +242,15 @@ def test_shop_section_sets_the_graphql_rate_limit(tmp_path):
     world = load_scenario(World(now=NOW), str(path))
     assert (world.bucket_size, world.restore_rate) == (20000.0, 1000.0)
     assert (World().bucket_size, World().restore_rate) == (2000.0, 100.0)
+
+
+def test_a_parsed_scenario_is_the_callers_own_copy():
+    """Texts are parsed once and reused: what one caller changes must not reach the next."""
+    from loopsync.sandbox.scenarios import SCENARIO_DIR, parse_scenario_text
+
+    text = (SCENARIO_DIR / "demo.yaml").read_text(encoding="utf-8")
+    first = parse_scenario_text(text, label="demo")
+    pristine = repr(first)
+    first["orders"].clear()
+    first["shop"]["name"] = "changed"
+    assert repr(parse_scenario_text(text, label="demo")) == pristine

@@ -65,6 +65,18 @@ def test_misspelled_field_is_rejected_shopify_style(gql, store):
     assert "cost" in payload["extensions"]
 
 
+
+def test_a_refused_document_gets_the_same_answer_every_time(gql):
+    """The endpoint checks each query text once and reuses the result: a second request must
+    not see anything the first one's answer changed (the merged missing-arguments error
+    appends to its message, for one)."""
+    for query in ("mutation { fulfillmentOrderHold { userErrors { message } } }",
+                  "{ order(id: 1) { nmae } }", "{ shop { name }"):
+        first, second = gql(query), gql(query)
+        assert first["errors"] == second["errors"], query
+    merged = gql("mutation { fulfillmentOrderHold { userErrors { message } } }")["errors"][0]
+    assert merged["message"].endswith("missing required arguments: fulfillmentHold, id"), merged
+
 def test_other_validation_errors(gql):
     def first_error(query):
         return gql(query)["errors"][0]

@@ -1,4 +1,4 @@
-"""The reliability tests' harness (tests/reliability/conftest.py wires its fixture into pytest): a sandbox per case, scans in a subprocess or in-process,
+"""The reliability tests' harness (tests/reliability/conftest.py wires its fixture into pytest): a sandbox per case, scans in a process of their own or in-process,
 and one function that checks the whole end state (world and state file) after convergence.
 
 ``LOOPSYNC_FULL=1`` selects the long randomized variants. It is read at import time
@@ -24,6 +24,7 @@ from loopsync.sandbox.scenarios import load_scenario
 from loopsync.sandbox.server import Sandbox
 from loopsync.sandbox.world import World
 from support.cli import run_cli
+from support.forkserver import Forked, ForkServer
 from support.sandbox import sandbox_env
 from support.state import rows
 from support.tally import TALLY
@@ -83,6 +84,7 @@ class Harness:
         self.db = tmp / "state.db"
         self.app_id = loopsync_app_id(world)
         self.other_holds_before = other_holds(world, self.app_id)
+        self._spawned = 0
 
     def close(self) -> None:
         if not self.sb.running:
@@ -108,15 +110,22 @@ class Harness:
             env["LOOPSYNC_FAILPOINT_TRACE"] = str(trace)
         return env
 
-    def spawn(self, *args: str, failpoint: str | None = None, trace: Path | None = None) -> subprocess.Popen:
+    def spawn(self, *args: str, failpoint: str | None = None, trace: Path | None = None,
+              real: bool = False) -> subprocess.Popen | Forked:
+        """A scan in a process of its own: forked from the warm zygote (support/forkserver.py),
+        or with ``real`` a fresh `python -m loopsync`, the entry point as cron runs it."""
         TALLY.runs += 1
-        return subprocess.Popen(
-            [sys.executable, "-m", "loopsync", "scan", "--db", str(self.db), *args],
-            env=self.env(failpoint, trace), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
+        argv = ["scan", "--db", str(self.db), *args]
+        env = self.env(failpoint, trace)
+        if real:
+            return subprocess.Popen([sys.executable, "-m", "loopsync", *argv], env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self._spawned += 1
+        streams = self.tmp / f"scan-{self._spawned}"
+        return ForkServer.get().spawn(argv, env=env, out=streams.with_suffix(".out"), err=streams.with_suffix(".err"))
 
-    def run_sub(self, *args: str, failpoint: str | None = None, trace: Path | None = None):
-        proc = self.spawn(*args, failpoint=failpoint, trace=trace)
+    def run_sub(self, *args: str, failpoint: str | None = None, trace: Path | None = None, real: bool = False):
+        proc = self.spawn(*args, failpoint=failpoint, trace=trace, real=real)
         out, err = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
         if proc.returncode == -9:
             TALLY.kills += 1
@@ -295,6 +304,21 @@ def reference_signature(build, *, ship: bool = False) -> dict:
             return signature(world, harness.app_id)
         finally:
             harness.sb.stop()
+
+
+def has_open(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has ``path`` open now (Linux /proc): how a test knows it got that far."""
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd) == str(path):
+                return True
+        except OSError:  # closed since the listing
+            continue
+    return False
 
 
 def wait_for(predicate, timeout: float = 10.0, step: float = 0.02) -> bool:
