@@ -2,6 +2,10 @@
 
 Every failure reaches the user as one sentence on stderr and an exit code from
 ``ExitCode``; tracebacks only with ``--debug``.
+
+Why one module of about 600 lines: it is one Typer app, and each command is its
+options, one ``service`` call and one ``render`` call; the table of commands reads
+best in one place (`loopsync --help` is this file, top to bottom).
 """
 
 from __future__ import annotations

@@ -139,3 +139,23 @@ def _before(at: str, since: datetime) -> bool:
     from loopsync.store.part import parse_iso
 
     return parse_iso(at) < since
+
+
+def recorded_order(store: Store, ref: str) -> str:
+    """An order the state file knows, by name, numeric id or gid; history reads no API to find it."""
+    ref = ref.strip()
+    if ref.startswith("gid://shopify/Order/"):
+        candidates = [ref]
+    elif ref.isdigit():
+        candidates = [f"gid://shopify/Order/{ref}"]
+    else:
+        candidates = []
+    row = store.orders.order_by_name(ref) if ref else None
+    if row is not None:
+        return row.order_id
+    for gid in candidates:
+        if store.orders.order(gid) is not None or store.ledger.actions(order_id=gid, limit=1):
+            return gid
+    from loopsync.errors import NotFoundError
+
+    raise NotFoundError(f"loopsync has no record of an order '{ref}' in {store.path}.")

@@ -327,19 +327,72 @@ def show_status(doc: dict[str, Any]) -> None:
 
 
 def _show_status(c: Console, doc: dict[str, Any]) -> None:
-    conn = doc["connection"]
+    _status_connection(c, doc["connection"])
+    _status_activity(c, doc)
+    if doc["held"]:
+        # Windows come from metafields and overrides, names from Shopify: data, not markup.
+        _print_rows(c, "Held by loopsync", ("Order", "Fulfillment order", "Estimated shipping", "Held since (UTC)"), [
+            (cell(h["order"]), short_gid(h["fulfillment_order_id"]), cell(h["window"]), when(h["placed_at"]))
+            for h in doc["held"]
+        ])
+    else:
+        c.print("No orders held by loopsync.")
+    unheld = doc.get("unheld") or []
+    if unheld:
+        n = len(unheld)
+        things = "pre-order exchange" if n == 1 else "pre-order exchanges"
+        conn = doc["connection"]
+        if conn is not None and conn["loop_connected"]:
+            title = f"{n} {things} left unheld while Loop was disconnected (the next scan holds them)"
+        else:
+            title = f"{n} {things} left unheld while Loop is disconnected"
+        _print_rows(c, title, ("Order", "Estimated shipping", "Last seen (UTC)"), [
+            (cell(u["order"] or u["order_id"]), cell(u["window"] or ""), when(u["seen_at"])) for u in unheld
+        ])
+    _print_rows(
+        c, "Holds put back after a release outside loopsync (Flow or another app)",
+        ("Order", "Fulfillment order", "Times re-held", "Last (UTC)"),
+        [(cell(r["order"] or r["order_id"]), short_gid(r["fulfillment_order_id"]), str(r["times"]), when(r["last_at"]))
+         for r in doc.get("reheld") or []],
+    )
+    _print_rows(c, "Given up on: needs a person", ("Order", "Why", "Since (UTC)"), [
+        (cell(g["order"] or g["order_id"]), cell(g["reason"]), when(g["at"])) for g in doc.get("gave_up") or []
+    ])
+    _print_rows(c, "Pending", ("Order", "Why", "Attempts", "Next try (UTC)"), [
+        (cell(p["order"] or p["order_id"]), cell(p["reason"]), str(p["attempts"]), when(p.get("next_retry_at")) or "next scan")
+        for p in doc["pending"]
+    ])
+
+
+def _print_rows(c: Console, title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A titled table of ``rows``; nothing at all when there are none."""
+    if not rows:
+        return
+    table = _table(title)
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    c.print(table)
+
+
+def _status_connection(c: Console, conn: dict[str, Any] | None) -> None:
     if conn is None:
         c.print("Not connected. Run `loopsync connect`.")
+        return
+    c.print(f"Shop: [bold]{conn['shop']}[/bold] (Shopify {conn['shopify_auth']}: {conn['shopify_fingerprint']})")
+    if conn["loop_connected"]:
+        c.print(f"Loop Returns: connected (key {conn['loop_fingerprint']})")
     else:
-        c.print(f"Shop: [bold]{conn['shop']}[/bold] (Shopify {conn['shopify_auth']}: {conn['shopify_fingerprint']})")
-        if conn["loop_connected"]:
-            c.print(f"Loop Returns: connected (key {conn['loop_fingerprint']})")
-        else:
-            c.print("Loop Returns: [yellow]disconnected[/yellow] — existing holds are still released when they ship")
-        if conn.get("webhook_secret_fingerprint"):
-            rotating = conn.get("webhook_previous_secret_until")
-            extra = f"; the previous one verifies until {when(rotating)} UTC" if rotating else ""
-            c.print(f"Webhook secret: {conn['webhook_secret_fingerprint']}{extra}")
+        c.print("Loop Returns: [yellow]disconnected[/yellow] — existing holds are still released when they ship")
+    if conn.get("webhook_secret_fingerprint"):
+        rotating = conn.get("webhook_previous_secret_until")
+        extra = f"; the previous one verifies until {when(rotating)} UTC" if rotating else ""
+        c.print(f"Webhook secret: {conn['webhook_secret_fingerprint']}{extra}")
+
+
+def _status_activity(c: Console, doc: dict[str, Any]) -> None:
+    """The last scan and the last webhook delivery."""
     last = doc["last_scan"]
     if last:
         error = f" ({escape(last['error'])})" if last.get("error") and last["outcome"] != "ok" else ""
@@ -356,61 +409,6 @@ def _show_status(c: Console, doc: dict[str, Any]) -> None:
             f"Webhooks: {inbox['depth']} waiting; last delivery {cell(delivery['topic'])} "
             f"{when(delivery['received_at'])} UTC — {delivery['state']}"
         )
-    if doc["held"]:
-        table = _table("Held by loopsync")
-        for col in ("Order", "Fulfillment order", "Estimated shipping", "Held since (UTC)"):
-            table.add_column(col)
-        for h in doc["held"]:
-            # Windows come from metafields and overrides, names from Shopify: data, not markup.
-            table.add_row(
-                cell(h["order"]), short_gid(h["fulfillment_order_id"]), cell(h["window"]), when(h["placed_at"])
-            )
-        c.print(table)
-    else:
-        c.print("No orders held by loopsync.")
-    unheld = doc.get("unheld") or []
-    if unheld:
-        n = len(unheld)
-        things = "pre-order exchange" if n == 1 else "pre-order exchanges"
-        if conn is not None and conn["loop_connected"]:
-            title = f"{n} {things} left unheld while Loop was disconnected (the next scan holds them)"
-        else:
-            title = f"{n} {things} left unheld while Loop is disconnected"
-        table = _table(title)
-        for col in ("Order", "Estimated shipping", "Last seen (UTC)"):
-            table.add_column(col)
-        for u in unheld:
-            table.add_row(escape(u["order"] or u["order_id"]), escape(u["window"] or ""), when(u["seen_at"]))
-        c.print(table)
-    reheld = doc.get("reheld") or []
-    if reheld:
-        table = _table("Holds put back after a release outside loopsync (Flow or another app)")
-        for col in ("Order", "Fulfillment order", "Times re-held", "Last (UTC)"):
-            table.add_column(col)
-        for r in reheld:
-            table.add_row(
-                cell(r["order"] or r["order_id"]), short_gid(r["fulfillment_order_id"]), str(r["times"]),
-                when(r["last_at"]),
-            )
-        c.print(table)
-    gave_up = doc.get("gave_up") or []
-    if gave_up:
-        table = _table("Given up on: needs a person")
-        for col in ("Order", "Why", "Since (UTC)"):
-            table.add_column(col)
-        for g in gave_up:
-            table.add_row(cell(g["order"] or g["order_id"]), cell(g["reason"]), when(g["at"]))
-        c.print(table)
-    if doc["pending"]:
-        table = _table("Pending")
-        for col in ("Order", "Why", "Attempts", "Next try (UTC)"):
-            table.add_column(col)
-        for p in doc["pending"]:
-            next_try = when(p.get("next_retry_at")) or "next scan"
-            table.add_row(
-                cell(p["order"] or p["order_id"]), cell(p["reason"]), str(p["attempts"]), next_try
-            )
-        c.print(table)
 
 
 # -- explain and history --------------------------------------------------------

@@ -2,6 +2,11 @@
 
 Wires the state file, the stored connection and the two API clients together,
 then calls the reconciler. Nothing here prints.
+
+Why one module of about 540 lines: it is the whole surface `cli.py` calls (a test
+holds the CLI to it), and each function is a few lines of wiring over a module that
+does the work (credentials, subscriptions, explain, history, serve); splitting the
+wiring would only scatter the list of what loopsync can do.
 """
 
 from __future__ import annotations
@@ -15,6 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loopsync import clock, interrupts, settings
+from loopsync.credentials import (  # noqa: F401 (re-exported: the command layer's API)
+    ShopifyCredentials,
+    connect_credentials,
+    credentials_to_keep,
+    given_webhook_secret,
+)
 from loopsync.errors import ConfigError, CredentialsError, LockHeldError
 
 # The clients, the reconciler and the store are imported where they are used: they
@@ -54,17 +65,6 @@ REQUIRED_SCOPES: dict[str, tuple[str, ...]] = {
 
 def missing_scopes(granted: set[str]) -> list[str]:
     return [need for need, any_of in REQUIRED_SCOPES.items() if not granted.intersection(any_of)]
-
-
-@dataclass(frozen=True)
-class ShopifyCredentials:
-    token: str | None = None
-    client_id: str | None = None
-    client_secret: str | None = None
-
-    @property
-    def kind(self) -> str:
-        return "token" if self.token else "client_credentials"
 
 
 def open_store(db: Path | str, *, read_only: bool = False) -> Store:
@@ -246,16 +246,6 @@ def connect(
     )
 
 
-def given_webhook_secret(creds: ShopifyCredentials) -> str | None:
-    """The secret `loopsync serve` verifies Shopify's webhook signatures with.
-
-    LOOPSYNC_SHOPIFY_WEBHOOK_SECRET, else (client credentials) the client secret,
-    which is what Shopify signs a Dev Dashboard app's deliveries with. None: keep the
-    stored one (a token-only connect knows no secret to sign with).
-    """
-    return settings.env_value(settings.ENV_SHOPIFY_WEBHOOK_SECRET) or creds.client_secret
-
-
 def given_shop(shop: str | None) -> str | None:
     """The shop `connect` was given (``--shop``, else LOOPSYNC_SHOP), validated before any state file is touched."""
     shop = shop or settings.env_value(settings.ENV_SHOP)
@@ -279,70 +269,6 @@ def url_overrides() -> dict[str, str | None]:
     }
 
 
-#: Where the secrets are asked for: (environment variable, stdin flag, what it is).
-_SHOPIFY_TOKEN = (settings.ENV_SHOPIFY_TOKEN, "--shopify-token-stdin", "Shopify Admin API access token")
-_LOOP_KEY = (settings.ENV_LOOP_API_KEY, "--loop-key-stdin", "Loop Returns API key")
-
-
-def connect_credentials(
-    previous: Connection | None,
-    *,
-    shopify_token_stdin: bool,
-    loop_key_stdin: bool,
-    read_line: Callable[[], str],
-    ask: Callable[[str], str] | None,
-) -> tuple[ShopifyCredentials, str]:
-    """The credentials `connect` runs with, from stdin, the environment, the stored connection or a prompt.
-
-    ``read_line`` reads one line of stdin; ``ask`` prompts for a secret with hidden
-    input, and is None when there is no terminal to ask at.
-    """
-    creds, loop_key = credentials_to_keep(
-        previous,
-        _given_shopify(shopify_token_stdin, read_line),
-        _given_secret(_LOOP_KEY, loop_key_stdin, read_line),
-    )
-    if creds is None:
-        creds = ShopifyCredentials(token=_asked(_SHOPIFY_TOKEN, ask))
-    if loop_key is None:
-        loop_key = _asked(_LOOP_KEY, ask)
-    return creds, loop_key
-
-
-def _given_secret(source: tuple[str, str, str], stdin_flag: bool, read_line: Callable[[], str]) -> str | None:
-    """A secret given on stdin (one line) or in the environment; None when not given."""
-    env, _flag, what = source
-    if stdin_flag:
-        value = read_line().strip()
-        if not value:
-            raise ConfigError(f"Nothing was read from standard input for the {what}.")
-        return value
-    return settings.env_value(env)
-
-
-def _asked(source: tuple[str, str, str], ask: Callable[[str], str] | None) -> str:
-    env, flag, what = source
-    if ask is None:
-        raise ConfigError(f"No {what} given: set {env} or pipe it in with {flag}.")
-    return ask(what)
-
-
-def _given_shopify(token_stdin: bool, read_line: Callable[[], str]) -> ShopifyCredentials | None:
-    # Read before the Loop key: with both --…-stdin options, line 1 is the token, line 2 the key.
-    token = _given_secret(_SHOPIFY_TOKEN, token_stdin, read_line)
-    if token:
-        return ShopifyCredentials(token=token)
-    client_id = settings.env_value(settings.ENV_SHOPIFY_CLIENT_ID)
-    client_secret = settings.env_value(settings.ENV_SHOPIFY_CLIENT_SECRET)
-    if client_id and client_secret:
-        return ShopifyCredentials(client_id=client_id, client_secret=client_secret)
-    if client_id or client_secret:
-        raise ConfigError(
-            f"Set both {settings.ENV_SHOPIFY_CLIENT_ID} and {settings.ENV_SHOPIFY_CLIENT_SECRET}, or neither."
-        )
-    return None
-
-
 def previous_connection(store: Store, shop: str) -> Connection | None:
     """The connection `connect` replaces: None for a new state file.
 
@@ -356,22 +282,6 @@ def previous_connection(store: Store, shop: str) -> Connection | None:
             f"so connect {shop} with a state file of its own (--db)."
         )
     return previous
-
-
-def credentials_to_keep(
-    previous: Connection | None, shopify: ShopifyCredentials | None, loop_key: str | None
-) -> tuple[ShopifyCredentials | None, str | None]:
-    """What `connect` runs with when only one of the two credentials was given.
-
-    Rotating one key must not need the other: the stored one is checked again with
-    the new one and kept. When neither is given nothing is kept (the caller asks for
-    both), and a Loop key forgotten by `disconnect` is not there to keep.
-    """
-    if previous is None or (shopify is None and loop_key is None):
-        return shopify, loop_key
-    if shopify is None:
-        shopify = ShopifyCredentials(previous.shopify_token, previous.client_id, previous.client_secret)
-    return shopify, loop_key or previous.loop_api_key
 
 
 def check_environment(conn: Connection, env: Mapping[str, str] | None = None) -> None:
@@ -547,29 +457,9 @@ def history(store: Store, *, order: str | None = None, since: datetime | None = 
 
     order_id = None
     if order is not None:
-        order_id = _recorded_order(store, order)
+        order_id = ledger_history.recorded_order(store, order)
     entries = ledger_history.entries(store, order_id=order_id, since=since, limit=limit)
     return {"order": order, "since": since, "limit": limit, "entries": entries}
-
-
-def _recorded_order(store: Store, ref: str) -> str:
-    """An order the state file knows, by name, numeric id or gid; history reads no API to find it."""
-    ref = ref.strip()
-    if ref.startswith("gid://shopify/Order/"):
-        candidates = [ref]
-    elif ref.isdigit():
-        candidates = [f"gid://shopify/Order/{ref}"]
-    else:
-        candidates = []
-    row = store.orders.order_by_name(ref) if ref else None
-    if row is not None:
-        return row.order_id
-    for gid in candidates:
-        if store.orders.order(gid) is not None or store.ledger.actions(order_id=gid, limit=1):
-            return gid
-    from loopsync.errors import NotFoundError
-
-    raise NotFoundError(f"loopsync has no record of an order '{ref}' in {store.path}.")
 
 
 def scan_every(text: str) -> float:

@@ -12,24 +12,7 @@ if TYPE_CHECKING:
 
 
 def status_document(store: Store) -> dict[str, Any]:
-    conn = store.config.connection()
-    connection = None
-    if conn is not None:
-        shopify_secret = conn.shopify_token or conn.client_secret or ""
-        connection = {
-            "shop": conn.shop,
-            "shopify_auth": conn.shopify_auth,
-            "shopify_fingerprint": fingerprint(shopify_secret) if shopify_secret else None,
-            "loop_connected": bool(conn.loop_api_key),
-            "loop_fingerprint": fingerprint(conn.loop_api_key) if conn.loop_api_key else None,
-            # Shown like the keys: whether it is set and which one, never the secret itself.
-            "webhook_secret_fingerprint": fingerprint(conn.webhook_secret) if conn.webhook_secret else None,
-            "webhook_previous_secret_until": (
-                conn.previous_webhook_secret_until if conn.previous_webhook_secret else None
-            ),
-            "connected_at": conn.connected_at,
-            "loop_disconnected_at": conn.loop_disconnected_at,
-        }
+    connection = _connection(store)
     last = store.ledger.last_scan()
     unheld = [
         {"order_id": u.order_id, "order": u.name, "window": u.window, "seen_at": u.last_seen}
@@ -66,19 +49,33 @@ def status_document(store: Store) -> dict[str, Any]:
         "pending": pending(store),
         # Holds loopsync put back after another app or a person released them outside loopsync.
         "reheld": [
-            {
-                "order_id": r["order_id"],
-                "order": r["order"],
-                "fulfillment_order_id": r["fulfillment_order_id"],
-                "times": r["times"],
-                "last_at": r["last_at"],
-            }
+            {k: r[k] for k in ("order_id", "order", "fulfillment_order_id", "times", "last_at")}
             for r in store.holds.reheld()
         ],
         # Pre-order exchanges no hold protects: Loop was disconnected when a scan saw them.
         "unheld": unheld,
         "gave_up": given_up,
         "attention": attention(connection, last, given_up, unheld),
+    }
+
+
+def _connection(store: Store) -> dict[str, Any] | None:
+    """The stored connection, with every secret shown only as a fingerprint."""
+    conn = store.config.connection()
+    if conn is None:
+        return None
+    shopify_secret = conn.shopify_token or conn.client_secret or ""
+    return {
+        "shop": conn.shop,
+        "shopify_auth": conn.shopify_auth,
+        "shopify_fingerprint": fingerprint(shopify_secret) if shopify_secret else None,
+        "loop_connected": bool(conn.loop_api_key),
+        "loop_fingerprint": fingerprint(conn.loop_api_key) if conn.loop_api_key else None,
+        # Shown like the keys: whether it is set and which one, never the secret itself.
+        "webhook_secret_fingerprint": fingerprint(conn.webhook_secret) if conn.webhook_secret else None,
+        "webhook_previous_secret_until": conn.previous_webhook_secret_until if conn.previous_webhook_secret else None,
+        "connected_at": conn.connected_at,
+        "loop_disconnected_at": conn.loop_disconnected_at,
     }
 
 

@@ -66,38 +66,42 @@ def current_secrets(store: Store, now: datetime) -> list[str]:
     return secrets
 
 
-def build_app(store: Store, shop: str, metrics: Metrics, wake: threading.Event) -> Starlette:
-    """The ASGI app. ``store`` is used from the event loop's thread only (SQLite connections are
-    per thread); ``wake`` tells the worker a delivery is waiting."""
+class _Receiver:
+    """The routes' handlers. ``store`` is used from the event loop's thread only (SQLite
+    connections are per thread); ``wake`` tells the worker a delivery is waiting."""
 
-    def reject(reason: str, status: int, webhook_id: str | None, topic: str | None) -> Response:
-        metrics.rejected.labels(reason=reason).inc()
+    def __init__(self, store: Store, shop: str, metrics: Metrics, wake: threading.Event) -> None:
+        self.store, self.shop, self.metrics, self.wake = store, shop, metrics, wake
+
+
+    def reject(self, reason: str, status: int, webhook_id: str | None, topic: str | None) -> Response:
+        self.metrics.rejected.labels(reason=reason).inc()
         log.info("delivery %s %s: rejected (%s, %d)", webhook_id or "-", topic or "-", reason, status)
         return JSONResponse({"error": reason}, status_code=status)
 
-    async def shopify_webhook(request: Request) -> Response:
+    async def shopify_webhook(self, request: Request) -> Response:
         webhook_id = _header_text(request, "x-shopify-webhook-id")
         topic = _header_text(request, "x-shopify-topic", 100)
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > MAX_BODY:
-            return reject("too_large", 413, webhook_id, topic)
+            return self.reject("too_large", 413, webhook_id, topic)
         body = await request.body()
         if len(body) > MAX_BODY:
-            return reject("too_large", 413, webhook_id, topic)
+            return self.reject("too_large", 413, webhook_id, topic)
         try:
-            secrets = current_secrets(store, datetime.now(UTC))
+            secrets = current_secrets(self.store, datetime.now(UTC))
         except LoopsyncError:
-            return reject("state_file", 503, webhook_id, topic)
+            return self.reject("state_file", 503, webhook_id, topic)
         if not verified(body, request.headers.get("x-shopify-hmac-sha256"), secrets):
-            return reject("signature", 401, webhook_id, topic)
+            return self.reject("signature", 401, webhook_id, topic)
         domain = (_header_text(request, "x-shopify-shop-domain") or "").lower()
-        if domain != shop:
-            return reject("other_shop", 403, webhook_id, topic)
+        if domain != self.shop:
+            return self.reject("other_shop", 403, webhook_id, topic)
         if not webhook_id or not topic:
-            return reject("headers", 400, webhook_id, topic)
+            return self.reject("headers", 400, webhook_id, topic)
         acted_on = topic in TOPICS
         try:
-            added = store.inbox.add(
+            added = self.store.inbox.add(
                 webhook_id=webhook_id,
                 topic=topic,
                 shop=domain,
@@ -108,22 +112,22 @@ def build_app(store: Store, shop: str, metrics: Metrics, wake: threading.Event) 
             )
         except LoopsyncError:
             # Not acknowledged, so Shopify delivers it again: nothing is lost.
-            return reject("state_file", 503, webhook_id, topic)
+            return self.reject("state_file", 503, webhook_id, topic)
         if not added:
-            metrics.duplicate.inc()
+            self.metrics.duplicate.inc()
             log.info("delivery %s %s: duplicate, already in the inbox", webhook_id, topic)
             return JSONResponse({"duplicate": True})
-        metrics.accepted.labels(topic=topic).inc()
+        self.metrics.accepted.labels(topic=topic).inc()
         if not acted_on:
             log.info("delivery %s %s: ignored (loopsync does not act on this topic)", webhook_id, topic)
             return JSONResponse({"ignored": "loopsync does not act on this topic"})
         log.info("delivery %s %s: accepted", webhook_id, topic)
-        wake.set()
+        self.wake.set()
         return JSONResponse({"accepted": True})
 
-    async def healthz(_request: Request) -> Response:
+    async def healthz(self, _request: Request) -> Response:
         try:
-            conn = store.config.connection()
+            conn = self.store.config.connection()
         except LoopsyncError as exc:
             return JSONResponse({"status": "unavailable", "reason": exc.message}, status_code=503)
         if conn is None:
@@ -134,14 +138,18 @@ def build_app(store: Store, shop: str, metrics: Metrics, wake: threading.Event) 
             return JSONResponse({"status": "unavailable", "reason": "no webhook secret is stored"}, status_code=503)
         return JSONResponse({"status": "ok", "shop": conn.shop, "loop_connected": conn.loop_connected})
 
-    async def prometheus(_request: Request) -> Response:
-        text, content_type = metrics.render()
+    async def prometheus(self, _request: Request) -> Response:
+        text, content_type = self.metrics.render()
         return Response(text, media_type=content_type)
 
+
+def build_app(store: Store, shop: str, metrics: Metrics, wake: threading.Event) -> Starlette:
+    """The ASGI app: the webhook route, /healthz and /metrics."""
+    r = _Receiver(store, shop, metrics, wake)
     return Starlette(
         routes=[
-            Route(WEBHOOK_PATH, shopify_webhook, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/metrics", prometheus, methods=["GET"]),
+            Route(WEBHOOK_PATH, r.shopify_webhook, methods=["POST"]),
+            Route("/healthz", r.healthz, methods=["GET"]),
+            Route("/metrics", r.prometheus, methods=["GET"]),
         ]
     )
