@@ -35,6 +35,10 @@ BIN = Path(sys.executable).parent
 # What the guide's intro says the test replaces; each value is filled in per run.
 PLACEHOLDERS = ("your-store.myshopify.com", "/var/lib/loopsync/state.db", "8080", "https://hooks.example.com")
 
+# The scopes step 1 tells the merchant to grant, from its table.
+STEP_1 = GUIDE[GUIDE.index("### 1. "):GUIDE.index("### 2. ")]
+GUIDE_SCOPES = re.findall(r"^\| `(\w+)` \|", STEP_1, flags=re.MULTILINE)
+
 # The steps a new user cannot skip: if one is renamed away, the guide no longer guides.
 EXPECTED = ("loopsync connect", "loopsync scan --dry-run", "loopsync explain ", "loopsync scan",
             "loopsync status", "loopsync serve ", "curl ", "loopsync webhooks install --url ")
@@ -97,6 +101,26 @@ def script_for(commands: list[tuple[str, str]], values: dict[str, str], port: in
     return "\n".join(lines) + "\n", ran
 
 
+def grant(sandbox, scopes: list[str]) -> None:
+    app = next(a for a in sandbox.world.apps.values() if a.title == "loopsync")
+    with sandbox.world.lock:
+        app.scopes = list(scopes)
+
+
+def implied(scope: str, scopes: list[str]) -> bool:
+    """Shopify's write_X scope includes read_X."""
+    return scope.startswith("read_") and scope.replace("read_", "write_", 1) in scopes
+
+
+@pytest.mark.parametrize("scope", [s for s in GUIDE_SCOPES if not implied(s, GUIDE_SCOPES)])
+def test_every_scope_the_guide_asks_for_is_needed(cli, sandbox, db, scope):
+    # "Nothing more": without any one of them (bar a read scope its write scope includes), connect refuses.
+    assert {"write_orders", "read_products", "write_merchant_managed_fulfillment_orders"} <= set(GUIDE_SCOPES)
+    grant(sandbox, [s for s in GUIDE_SCOPES if s != scope])
+    result = cli(["connect", "--db", str(db)], env=sandbox_env(sandbox))
+    assert result.code == 4 and scope in result.err, result.output
+
+
 @pytest.fixture
 def run_guide(sandbox, tmp_path):
     assert (BIN / "loopsync").exists(), f"no installed loopsync entry point in {BIN}"
@@ -110,6 +134,8 @@ def run_guide(sandbox, tmp_path):
         "8080": str(port),
     }
     (tmp_path / "state").mkdir()
+    # The app has exactly the scopes step 1 lists: enough for every later step, webhooks included.
+    grant(sandbox, GUIDE_SCOPES)
     secrets = sandbox_env(sandbox)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPSYNC_")}
     env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", HOME=str(home), XDG_DATA_HOME=str(home / ".local/share"))
