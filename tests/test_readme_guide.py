@@ -201,3 +201,21 @@ def test_a_broken_command_in_the_guide_fails_it(run_guide):
     n = next(i for i, (_, c) in enumerate(commands) if c.startswith("loopsync explain "))
     ran, results, output, _ = run_guide([*commands[:n], ("sh", commands[n][1].replace("explain", "explian", 1))])
     assert results[str(n)] == "2", output(n)
+
+
+def test_troubleshooting_names_every_pending_reason_the_code_gives():
+    # A new reason in the code with no row here leaves support guessing: the table must follow the code.
+    from loopsync import guard
+    from loopsync.reconcile import plan
+
+    src = Path(plan.__file__).parent.parent
+    texts = {guard.GIVE_UP, plan.NO_FULFILLMENT_ORDER_YET}
+    for path in [*sorted((src / "reconcile").glob("*.py")), src / "status.py"]:
+        code = path.read_text()
+        # The fixed start of each reason: what comes before its first interpolated value.
+        texts |= set(re.findall(r'\.pending = f?"([^"{]+)', code))
+        texts |= set(re.findall(r'^\s+(?:return )?f?"(Loop return [^"{]+)', code, flags=re.MULTILINE))
+    assert len(texts) >= 13, texts
+    section = README[README.index("### Troubleshooting"):README.index("\n## ", README.index("### Troubleshooting"))]
+    missing = sorted(t for t in texts if t.strip() not in section)
+    assert not missing, f"Troubleshooting does not name these pending reasons: {missing}"
