@@ -67,6 +67,8 @@ def test_a_required_setting_cannot_be_blanked(cli, db, checks):
 def test_the_readme_connects_the_state_file_its_cron_line_scans():
     setup = README[README.index("## Using it on your store"):README.index("### Other commands")]
     connects = re.findall(r"^\s+(?:\S+=\S+ )*loopsync connect\b.*$", setup, flags=re.MULTILINE)
-    [cron] = re.findall(r"^\s+\*/5 .*loopsync scan.*$", setup, flags=re.MULTILINE)
-    db = re.search(r"--db (\S+)", cron).group(1)
+    crons = re.findall(r"^\s*\*/5 .*loopsync scan.*$", setup, flags=re.MULTILINE)
+    [db] = {re.search(r"--db (\S+)", cron).group(1) for cron in crons}
     assert connects and all(f"--db {db}" in line for line in connects), connects
+    # The guide connects through LOOPSYNC_DB rather than --db: the same file.
+    assert re.search(rf"^export .*LOOPSYNC_DB={re.escape(db)}( |$)", setup, flags=re.MULTILINE)

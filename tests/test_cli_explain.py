@@ -255,3 +255,13 @@ def test_a_refused_hold_and_its_pending_reason_are_in_the_history(cli, connected
     assert cli(["scan", "--db", str(connected)]).code in (0, 1)
     again = history(cli, probe, connected, "--order", "EXC-1086-1")
     assert [k for k, _ in kinds(again)].count("pending") == 1
+
+
+def test_an_exchange_explained_before_any_scan_finds_its_loop_return(cli, connected, probe):
+    # The guide's first steps: `scan --dry-run`, then `explain`; the state file knows no return yet.
+    ret = probe.loop_return_for("#1086")
+
+    doc = explain(cli, probe, connected, "EXC-1086-1")
+
+    assert doc["loop_return"] == {"id": str(ret.id), "found_by": "Loop lookup", "why_not": None, "notes": []}
+    assert doc["next_scan"]["decision"] == "held"

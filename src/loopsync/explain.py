@@ -177,6 +177,7 @@ def _loop_return(
         return doc
     else:
         try:
+            # A finder of its own: one order's lookups, not a scan's shared returns list.
             found = returns.ReturnFinder(loop).find(order, kind, options.exchange_name_prefix, now)
         except ApiError as exc:
             doc["why_not"] = f"Loop could not be asked: {exc.message}"
