@@ -71,7 +71,7 @@ def _ship_dated_preorder(world) -> str:
 
 
 def connect_to_sandbox(store, sandbox: Sandbox) -> service.ConnectResult:
-    """``loopsync connect`` against a running sandbox, with its (fake) static token and Loop key."""
+    """``loopsync connect`` against a running sandbox, with its (fake) static token, Loop key and webhook secret."""
     creds = sandbox.credentials
     return service.connect(
         store,
@@ -80,6 +80,7 @@ def connect_to_sandbox(store, sandbox: Sandbox) -> service.ConnectResult:
         loop_key=creds["loop_api_key"],
         shopify_api_url=sandbox.url,
         loop_api_url=sandbox.url,
+        webhook_secret=creds["webhook_secret"],
     )
 
 
