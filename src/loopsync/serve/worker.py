@@ -103,6 +103,9 @@ class Worker:
             left[delivery.id] = len(order_ids)
             for order_id in order_ids:
                 by_order.setdefault(order_id, []).append(delivery.id)
+        if by_order:
+            # One line per round: how many deliveries were coalesced into how many reconciles.
+            log.info("inbox round: %d deliveries name %d orders, each reconciled once", len(batch), len(by_order))
         by_id = {d.id: d for d in batch}
         for order_id, delivery_ids in by_order.items():
             if self.stop.is_set():
