@@ -18,6 +18,7 @@ import pytest
 
 from loopsync import guard
 from loopsync.sandbox import activity
+from loopsync.sandbox.faults import FaultPlan
 from support.sandbox import sandbox_env
 from support.serve import Served
 from support.state import one
@@ -155,3 +156,14 @@ def test_an_exchange_routed_late_is_pending_first_and_held_once_order_routing_co
     assert any(a.topic == "fulfillment_orders/order_routing_complete" and a.status == 200
                for a in probe.sb.webhooks.attempts())
     assert scans(db) == scans_before
+
+
+def test_exchanges_arriving_together_are_reconciled_side_by_side_while_shopify_and_loop_are_slow(live, probe, sandbox):
+    # Every API answer takes 0.3 s: one exchange's reconcile takes about two seconds. One at a
+    # time, the last exchange waits for the others' whole reconciles (about 10 s here); side by
+    # side, for at most the round in progress and its own first few calls (about 3 s).
+    sandbox.app.faults = FaultPlan(slow=1.0, slow_seconds=0.3)
+    made = [exchange(probe) for _ in range(4)]
+    wait_until(lambda: all(probe.our_holds(c["order"]["name"]) for c in made), timeout=20, what="four holds")
+
+    assert max(hold_latency(probe, c) for c in made) < 6
