@@ -47,10 +47,8 @@ BATCH = 100
 #: How long the worker waits before retrying deliveries that failed (an API outage, say).
 RETRY_DELAY = 5.0
 #: Orders of one round reconciled at once. Shopify's cost bucket is shared by them all (the
-#: transport backs off on THROTTLED), and Loop's 300 a minute with its Retry-After. Not more:
-#: the threads share the interpreter with the HTTP handler, and with 8 a burst of 500
-#: deliveries in 10 s saw acknowledgements at p99 over 200 ms (about 170 ms with 4).
-CONCURRENCY = 4
+#: transport backs off on THROTTLED), and Loop's 300 a minute with its Retry-After.
+CONCURRENCY = 8
 #: What a reconcile thread answers for an order it did not start because serve is stopping.
 _SKIPPED = object()
 
