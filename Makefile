@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo cassettes bench test-full clean
+.PHONY: install test lint demo cassettes bench bench-webhooks test-full clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ cassettes: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/scan_benchmark.py
+
+# Webhook mode: exchange-to-hold latency (200 exchanges, with and without 100 ms API latency,
+# against a computed 5-minute cron), then a burst of 500 deliveries. About two minutes.
+bench-webhooks: $(STAMP)
+	$(BIN)/python benchmarks/webhook_latency.py
+	$(BIN)/python benchmarks/webhook_burst.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build src/*.egg-info

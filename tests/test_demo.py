@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -34,6 +35,7 @@ def test_the_demo_command_shows_hold_note_and_release_in_under_30_seconds(tmp_pa
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert elapsed < 30
+    assert float(re.search(r"Demo finished in (\d+\.\d) s", proc.stdout).group(1)) < 10
     out = proc.stdout
     assert "Traceback" not in out + proc.stderr
     for secret in checks.secrets:
@@ -50,6 +52,10 @@ def test_the_demo_command_shows_hold_note_and_release_in_under_30_seconds(tmp_pa
     assert "The pre-order item is ready: the hold was released." in out
     assert "its pre-order item shipped" in out
     assert "Shopify mutations sent by this scan: 0" in out
+    # Webhook mode: serve holds one new exchange from the sandbox's delivery, with no scan, in well under 1 s.
+    held = re.search(r"Webhook: EXC-2001-1 held (\d+\.\d\d) s after it was created \(no scan\)\.", out)
+    assert held, out
+    assert float(held.group(1)) < 1.0
     # Nothing left behind in the user's data directory.
     assert not (tmp_path / "xdg" / "loopsync").exists()
 
@@ -63,6 +69,6 @@ def test_demo_keep_db_leaves_a_state_file_with_the_story_in_it(cli, tmp_path, ch
     checks.no_secrets(result)
     assert str(db) in result.out
     status = json.loads(cli(["status", "--db", str(db), "--json"]).out)
-    assert sorted(h["order"] for h in status["held"]) == ["#1095", "EXC-1091-1"]
+    assert sorted(h["order"] for h in status["held"]) == ["#1095", "EXC-1091-1", "EXC-2001-1"]
     assert status["last_scan"]["outcome"] == "ok"
     assert status["connection"]["shop"] == "sandbox-store.myshopify.com"

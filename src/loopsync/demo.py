@@ -3,7 +3,10 @@
 Starts the sandbox with the demo store, connects a throwaway state file to it,
 scans (holds, tags, notes), shows what Loop's support team now sees, ships one
 pre-order, scans again (the hold is released), and scans a third time to show
-that a scan with nothing new changes nothing.
+that a scan with nothing new changes nothing. Then webhook mode: `loopsync serve`
+starts as a child process, its subscriptions are installed in the sandbox, Loop
+creates one more pre-order exchange, and the sandbox's delivery gets it held with no
+scan; the demo prints how long after its creation, and stops serve as systemd would.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from rich.table import Table
 
 from loopsync import render, service
 from loopsync.loop import LoopClient
+from loopsync.sandbox import activity
 from loopsync.sandbox.server import Sandbox
 from loopsync.shopify import ShopifyClient
 
@@ -70,8 +74,45 @@ def _ship_dated_preorder(world) -> str:
     raise RuntimeError("the demo scenario has no dated pre-order variant")
 
 
+def _our_hold(world, order_id: str):
+    with world.lock:
+        for fo_id in world.orders[order_id].fulfillment_order_ids:
+            for hold in world.fulfillment_orders[fo_id].holds:
+                if hold.handle.startswith("loopsync"):
+                    return hold
+    return None
+
+
+def _webhook_ending(store, sandbox: Sandbox, db: Path) -> str:
+    """serve receives the sandbox's deliveries; one new boots pre-order exchange is held with no scan."""
+    from datetime import datetime
+
+    from loopsync.serve.child import ServeChild
+
+    with ServeChild(db, "--scan-every", "0") as served:
+        # Its catch-up scan finds nothing left (the third scan just ran): what follows is the webhook's doing.
+        served.wait_for(r"catch-up scan (ok|pending)")
+        installed = service.webhooks_install(store, served.url)
+        render.out().print(
+            f"loopsync serve is listening at {served.url}; subscribed {len(installed.created)} topics in the sandbox."
+        )
+        # The jacket shipped in step 3; the boots are still on pre-order.
+        created = activity.create_exchange(sandbox.world, {"sku": "BOOT-10-PRE"})
+        deadline = time.monotonic() + 10
+        hold = _our_hold(sandbox.world, created["order"]["id"])
+        while hold is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+            hold = _our_hold(sandbox.world, created["order"]["id"])
+        name = created["order"]["name"]
+        if hold is None or hold.placed_at is None:
+            return f"Webhook: {name} was not held within 10 s of its creation."
+        # Both by the sandbox world's clock: when Loop created the order, when Shopify placed the hold.
+        waited = (hold.placed_at - datetime.fromisoformat(created["created_at_exact"])).total_seconds()
+        return f"Webhook: {name} held {waited:.2f} s after it was created (no scan)."
+
+
 def connect_to_sandbox(store, sandbox: Sandbox) -> service.ConnectResult:
-    """``loopsync connect`` against a running sandbox, with its (fake) static token and Loop key."""
+    """``loopsync connect`` against a running sandbox, with its (fake) static token, Loop key and webhook secret."""
     creds = sandbox.credentials
     return service.connect(
         store,
@@ -80,6 +121,7 @@ def connect_to_sandbox(store, sandbox: Sandbox) -> service.ConnectResult:
         loop_key=creds["loop_api_key"],
         shopify_api_url=sandbox.url,
         loop_api_url=sandbox.url,
+        webhook_secret=creds["webhook_secret"],
     )
 
 
@@ -122,6 +164,9 @@ def run_demo(*, keep_db: Path | None = None) -> None:
         report = service.scan(store)
         render.out().print(render.scan_summary(report))
         render.out().print(f"Shopify mutations sent by this scan: {sandbox.world.mutation_count() - before}")
+
+        _step("6. Webhook mode: loopsync serve gets Shopify's deliveries and holds a new exchange in a moment")
+        render.out().print(_webhook_ending(store, sandbox, db))
         # Without --keep-db the state file goes with the temporary directory: do not point at it.
         kept = f" State file: {db}" if keep_db else ""
         render.out().print(f"\nDemo finished in {time.monotonic() - started:.1f} s.{kept}")

@@ -159,6 +159,9 @@ class FulfillmentHold:
     reason: str
     reason_notes: str | None
     created_at: datetime
+    # The world's clock to the microsecond when the hold was placed (createdAt is rounded to the
+    # second, as at Shopify): what latency measurements compare with create_exchange's created_at_exact.
+    placed_at: datetime | None = None
 
 
 @dataclass

@@ -90,6 +90,7 @@ def place_hold(world: World, fo_id: str, app_id: str, request: HoldRequest) -> P
         reason=request.reason,
         reason_notes=request.reason_notes,
         created_at=world.now(),
+        placed_at=world.clock(),
     )
     if fo.status != "ON_HOLD":
         fo.status_before_hold = fo.status
