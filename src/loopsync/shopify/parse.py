@@ -99,7 +99,7 @@ def fulfillment_order(raw: dict, lines: Iterable[dict], order_name: str) -> Fulf
     )
 
 
-def variant(raw: dict, plans: Iterable[dict]) -> VariantInfo:
+def variant(raw: dict, plans: Iterable[dict], group_ids: Iterable[str] = ()) -> VariantInfo:
     """A variant that exists, with every selling plan of every group it is in (drained by the client).
 
     Only PRE_ORDER plans matter; a plan shared by two groups counts once.
@@ -126,6 +126,7 @@ def variant(raw: dict, plans: Iterable[dict]) -> VariantInfo:
         exists=True,
         preorder_plans=tuple(found),
         shipping_window_metafield=(raw.get("metafield") or {}).get("value"),
+        group_ids=tuple(sorted(set(group_ids))),
     )
 
 
