@@ -96,7 +96,7 @@ class Row:
                 f"{self.wall:.1f}", f"{self.bound:.0f}", ratio]
 
 
-HEADER = ["scenario", "approach", "orders read", "Shopify requests", "of which writes", "requested", "actual",
+HEADER = ["scenario", "approach", "orders seen", "Shopify requests", "of which writes", "requested", "actual",
           "THROTTLED",
           "Loop requests", "wall (s)", "bound (s)", "wall / bound"]
 
@@ -205,8 +205,8 @@ def table(scale: float) -> list[Row]:
             wave = len(store.holds.active_holds())
         for variant in generated.preorder_variant_ids:
             world.take_off_preorder(variant)
-        held, since = bench.scan(f"release wave: {wave} held orders ship", rows)
-        bench.naive(f"release wave: {wave} held orders ship", since, held, rows)
+        held, since = bench.scan(f"release wave: {wave} holds ship", rows)
+        bench.naive(f"release wave: {wave} holds ship", since, held, rows)
     return rows
 
 
