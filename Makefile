@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo cassettes bench bench-webhooks test-full clean
+.PHONY: install test lint demo cassettes bench bench-large bench-webhooks test-full clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,7 @@ demo: $(STAMP)
 cassettes: $(STAMP)
 	$(BIN)/python scripts/record_cassettes.py
 
+# Rewrites the table in README.md's "Cost and rate limits"; TIME_SCALE=1 runs the rate limits in real time.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/scan_benchmark.py
 
@@ -41,6 +42,10 @@ bench: $(STAMP)
 bench-webhooks: $(STAMP)
 	$(BIN)/python benchmarks/webhook_latency.py
 	$(BIN)/python benchmarks/webhook_burst.py
+
+# Adds a 100,000-order store to the scale runs (several minutes: the sandbox searches every order per page).
+bench-large: $(STAMP)
+	$(BIN)/python benchmarks/scan_benchmark.py --scale-orders 20000 100000
 
 clean:
 	rm -rf $(VENV) .pytest_cache build src/*.egg-info

@@ -1,157 +1,337 @@
-"""How much a scan costs, measured against the sandbox over real HTTP.
+"""What a scan costs, against the sandbox over real HTTP, next to the naive way, in one run.
 
-For generated stores of several sizes this runs a first scan (everything in the
-lookback window is new: the backfill), the scan right after it (which re-reads,
-once, the orders its own holds and tags updated), a steady-state scan an hour
-later (nothing new: idle) and a scan after every pre-order ships (the release
-wave); and an idle scan of a store holding 300 orders. For each it reports: wall
-time, Shopify requests, the query cost Shopify reported (``extensions.cost``:
-requested, which must be in the bucket before a query runs, and actual, what the
-bucket is charged after the refund), THROTTLED answers, Loop requests and Loop
-requests per note posted, and the time the rate limits would impose on a real
-store: Shopify's Standard plan (a 2000-point bucket restoring 100 points a
-second) for the actual cost, and Loop's 300 requests a minute.
+Two parts.
 
-The sandbox runs with an unlimited bucket so the wall time measures loopsync and
-the sandbox, not the limit; the limits' time is computed from what was measured.
+**The table** (one generated store: 3,000 orders, 10% of them Loop exchanges, every one into a
+pre-order, so about 300 orders end up held). Scenarios, in order: the backfill (first scan), an
+idle scan (nothing changed), a busy incremental scan (500 new orders, 20 of them exchanges) and
+the release wave (every pre-order ships at once). For each, loopsync's scan and then the naive
+approach's reads: every order Shopify reports updated since the cursor and every held order read
+in full (``orders(first:)`` / ``nodes(ids:)`` with full orders, as many to a page as the cost
+limit allows), and each variant those orders need looked up alone. The naive rows count reads
+only: holds, tags and notes cost the same either way.
 
-It also measures the road not taken: listing every updated order in full (75
-points each, 10 per page) instead of a one-point summary first.
-Usage: `make bench` or `python benchmarks/scan_benchmark.py [ORDERS ...]`.
+The sandbox runs a real Standard-plan bucket (2,000 points restoring 100 a second) and Loop's
+300 requests a minute, so THROTTLED answers and waits are real, sped up ``TIME_SCALE`` times
+(``--time-scale`` or ``TIME_SCALE``, default 5; 1 is the real thing and takes five times as long): the bucket
+restores 100 × scale points a second, Loop allows 300 × scale requests a minute and loopsync's
+Loop client paces on a clock that runs scale times faster. "bound" is the time the rate limits
+alone impose (from a full bucket: (actual − 2,000) / 100 s for Shopify; for Loop a minute for
+every 300 requests after the first 300; the larger of the two) in real Standard-plan seconds; "wall" is the measured time
+times the scale, so "wall / bound" is what a real store would see, pessimistically: loopsync's
+own CPU and each request's latency are not sped up.
+
+**Scale** (``--scale-orders``, default 20,000; ``make bench-large`` adds 100,000): a store whose
+orders are all in the scan window, 0.5% of them exchanges. The scan runs in a child process (the
+sandbox, which holds the whole store, stays in this one) with an unlimited bucket, and the
+child's own CPU seconds and peak RSS come from ``wait4``. CPU per 1,000 orders is the child's
+CPU less a child that only imports loopsync, over the orders scanned.
+
+``make bench`` prints both tables and rewrites the block between the bench markers in README.md
+(``--no-readme`` leaves it alone).
+Usage: ``python benchmarks/scan_benchmark.py [--time-scale N] [--scale-orders N ...] [--no-readme]``.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import re
+import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from loopsync import service
 from loopsync.demo import connect_to_sandbox
+from loopsync.models import Order
+from loopsync.reconcile import Reconciler
+from loopsync.reconcile.plan import exchange_kind
 from loopsync.sandbox.generator import generate_store
 from loopsync.sandbox.server import Sandbox
 from loopsync.shopify import ShopifyClient, StaticToken
 
 BUCKET, RESTORE = 2000.0, 100.0  # Shopify's Standard plan
 LOOP_PER_MINUTE = 300
-HELD = 300
-
-HEADER = (
-    "run", "orders", "exchanges", "wall s", "shopify req", "requested", "actual", "throttled", "shopify limit s",
-    "loop req", "loop/note", "loop limit s", "holds", "notes", "releases",
-)
+WRITES = ("LoopsyncFulfillmentOrderHold", "LoopsyncFulfillmentOrderReleaseHold", "LoopsyncTagsAdd")
+README = Path(__file__).resolve().parent.parent / "README.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
-def limit_seconds(cost: float) -> float:
-    """Time a real Standard-plan store needs to serve ``cost`` points from a full bucket."""
-    return max(0.0, (cost - BUCKET) / RESTORE)
+def shopify_bound(actual: float) -> float:
+    """Seconds a Standard-plan store needs to serve ``actual`` points from a full bucket."""
+    return max(0.0, (actual - BUCKET) / RESTORE)
 
 
-def loop_seconds(requests: int) -> float:
-    """Time Loop's 300-a-minute limit needs for ``requests`` (a burst of 300 goes at once)."""
-    return max(0.0, (requests - LOOP_PER_MINUTE) * 60 / LOOP_PER_MINUTE)
+def loop_bound(requests: int) -> float:
+    """Seconds Loop's limit (300 in any 60 s) needs for ``requests``: 300 at once, the next 300 a minute on."""
+    return 60.0 * ((requests - 1) // LOOP_PER_MINUTE) if requests > 0 else 0.0
 
 
-def run_scan(store, label: str, rows: list) -> None:
-    rec = service.reconciler(store)
-    started = time.perf_counter()
-    report = rec.scan()
-    elapsed = time.perf_counter() - started
-    stats = rec.shopify.stats
-    loop_requests = rec.loop.stats.requests if rec.loop else 0
-    notes = report.count("note")
-    rows.append(
-        (
-            label,
-            report.orders_seen,
-            report.exchanges_seen,
-            f"{elapsed:.2f}",
-            stats.requests,
-            int(stats.requested_cost),
-            int(stats.actual_cost),
-            stats.throttled,
-            f"{limit_seconds(stats.actual_cost):.0f}",
-            loop_requests,
-            f"{loop_requests / notes:.2f}" if notes else "-",
-            f"{loop_seconds(loop_requests):.0f}",
-            report.count("hold"),
-            notes,
-            report.count("release"),
-        )
-    )
+@dataclass
+class Row:
+    scenario: str
+    approach: str
+    orders: int | str
+    shopify_requests: int
+    requested: float
+    actual: float
+    throttled: int
+    loop_requests: int
+    wall: float  # real Standard-plan seconds (measured × scale)
+    writes: int = 0  # holds, tags and releases: 10 points each, requested and actual
+
+    @property
+    def bound(self) -> float:
+        return max(shopify_bound(self.actual), loop_bound(self.loop_requests))
+
+    def cells(self) -> list[str]:
+        ratio = f"{self.wall / self.bound:.2f}×" if self.bound >= 1 else "in the bucket"
+        return [self.scenario, self.approach, str(self.orders), str(self.shopify_requests), str(self.writes),
+                f"{self.requested:,.0f}",
+                f"{self.actual:,.0f}", str(self.throttled), str(self.loop_requests) if self.loop_requests else "0",
+                f"{self.wall:.1f}", f"{self.bound:.0f}", ratio]
 
 
-@contextmanager
-def _connected_store(orders: int, **shares):
-    """A sandbox with a generated store, an unlimited bucket, and a state file connected to it."""
-    with tempfile.TemporaryDirectory() as tmp, Sandbox(scenario="demo") as sb:
-        sb.world.bucket_size = sb.world.restore_rate = 10**9
-        generated = generate_store(sb.world, orders=orders, seed=42, **shares)
-        store = service.open_store(Path(tmp) / "bench.db")
-        connect_to_sandbox(store, sb)
-        yield sb, store, generated
+HEADER = ["scenario", "approach", "orders seen", "Shopify requests", "of which writes", "requested", "actual",
+          "THROTTLED",
+          "Loop requests", "wall (s)", "bound (s)", "wall / bound"]
 
 
-def _quiet_hour(world) -> None:
-    """An hour on, with unrelated store activity having moved the cursor past our own changes."""
+class Bench:
+    """One sandbox with a real (sped-up) Standard-plan bucket and a state file connected to it."""
+
+    def __init__(self, sb: Sandbox, db: Path, scale: float) -> None:
+        self.sb, self.db, self.scale = sb, db, scale
+        with service.open_store(db) as store:
+            self.options = service.options(store)
+        world = sb.world
+        world.bucket_size, world.restore_rate = BUCKET, RESTORE * scale
+        world.loop_rate_per_minute = int(LOOP_PER_MINUTE * scale)
+
+    def _full_bucket(self) -> None:
+        """Each measured run starts from a full bucket, as the bound assumes."""
+        world = self.sb.world
+        with world.lock:
+            world.cost_buckets.clear()
+
+    def reconciler(self, store) -> Reconciler:
+        rec = service.reconciler(store)
+        if rec.loop is not None:
+            # Loop's client paces itself on its own clock: run it as fast as the sandbox's limit.
+            started, scale = time.monotonic(), self.scale
+            rec.loop.clock = lambda: started + (time.monotonic() - started) * scale
+            rec.loop.sleep = lambda seconds: time.sleep(seconds / scale)
+        return rec
+
+    def scan(self, scenario: str, rows: list[Row] | None) -> tuple[set[str], datetime]:
+        """loopsync's scan; returns the orders it held before it started and where it started."""
+        with service.open_store(self.db) as store:
+            held = {h.order_id for h in store.holds.active_holds()}
+            rec = self.reconciler(store)
+            self._full_bucket()
+            started = time.perf_counter()
+            report = rec.scan()
+            elapsed = time.perf_counter() - started
+            stats = rec.shopify.stats
+            if rows is not None:
+                rows.append(Row(scenario, "loopsync", report.orders_seen, stats.requests, stats.requested_cost,
+                                stats.actual_cost, stats.throttled, rec.loop.stats.requests if rec.loop else 0,
+                                elapsed * self.scale, sum(stats.by_operation.get(op, 0) for op in WRITES)))
+            return held, report.since
+
+    def naive(self, scenario: str, since: datetime, held: set[str], rows: list[Row]) -> None:
+        """Every updated order and every held order in full, each variant they need looked up alone."""
+        creds = self.sb.credentials
+        client = ShopifyClient(creds["shop_domain"], StaticToken(creds["shopify_token"]), base_url=self.sb.url)
+        self._full_bucket()
+        started = time.perf_counter()
+        moment = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        orders: dict[str, Order] = {o.id: o for o in client.iter_orders(f"updated_at:>='{moment}'")}
+        missing = sorted(held - set(orders))
+        orders.update({k: v for k, v in client.fetch_orders(missing).items() if v is not None})
+        variants = sorted({
+            line.variant_id for order in orders.values() if exchange_kind(order, self.options) is not None
+            for line in order.line_items if line.variant_id
+        })
+        for variant in variants:
+            client.variant_info([variant])
+        elapsed = time.perf_counter() - started
+        s = client.stats
+        rows.append(Row(scenario, "naive", len(orders), s.requests, s.requested_cost, s.actual_cost, s.throttled,
+                        0, elapsed * self.scale))
+
+
+def settle(bench: Bench) -> None:
+    """Past the scans that re-read, once, the orders loopsync's own holds, tags and notes updated: the
+    next scan after an hour of unrelated store activity (which moves the cursor past them) is idle."""
+    world = bench.sb.world
+    bench.scan("settling", None)
     world.advance(timedelta(hours=1))
     world.touch_order(next(o.id for o in world.orders.values() if not o.name.startswith("EXC-")))
+    bench.scan("settling", None)
 
 
-def bench(orders: int) -> list:
-    rows: list = []
-    with _connected_store(orders, exchange_share=0.1, preorder_share=0.5) as (sb, store, generated):
+def table(scale: float) -> list[Row]:
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp, Sandbox(scenario="demo") as sb:
         world = sb.world
-        run_scan(store, f"{orders}: first scan", rows)
-        run_scan(store, f"{orders}: right after", rows)
-        _quiet_hour(world)
-        run_scan(store, f"{orders}: 1 h later", rows)
-        run_scan(store, f"{orders}: idle", rows)
+        generated = generate_store(world, orders=3000, exchange_share=0.1, preorder_share=1.0, seed=42)
+        db = Path(tmp) / "bench.db"
+        with service.open_store(db) as store:
+            connect_to_sandbox(store, sb)
+        bench = Bench(sb, db, scale)
+
+        held, since = bench.scan("backfill", rows)
+        bench.naive("backfill", since, held, rows)
+        settle(bench)
+
+        held, since = bench.scan("idle", rows)
+        bench.naive("idle", since, held, rows)
+
+        busy = generate_store(world, orders=500, exchange_share=0.04, preorder_share=0.5, seed=7)
+        with world.lock:
+            for order in world.orders.values():
+                if order.name in set(busy.orders) or order.name in set(busy.native_exchanges):
+                    world.touch_order(order.id)
+        held, since = bench.scan("busy: 500 new orders, 20 exchanges", rows)
+        bench.naive("busy: 500 new orders, 20 exchanges", since, held, rows)
+        settle(bench)
+
+        with service.open_store(db) as store:
+            wave = len(store.holds.active_holds())
         for variant in generated.preorder_variant_ids:
             world.take_off_preorder(variant)
-        run_scan(store, f"{orders}: pre-orders ship", rows)
-
-        # The road not taken: every updated order in full.
-        creds = sb.credentials
-        full = ShopifyClient(creds["shop_domain"], StaticToken(creds["shopify_token"]), base_url=sb.url)
-        started = time.perf_counter()
-        count = sum(1 for _ in full.iter_orders("updated_at:>='2000-01-01T00:00:00Z'"))
-        elapsed = time.perf_counter() - started
-        rows.append(
-            (
-                f"{orders}: list all in full", count, "-", f"{elapsed:.2f}", full.stats.requests,
-                int(full.stats.requested_cost), int(full.stats.actual_cost), full.stats.throttled,
-                f"{limit_seconds(full.stats.actual_cost):.0f}", 0, "-", "0", "-", "-", "-",
-            )
-        )
+        held, since = bench.scan(f"release wave: {wave} holds ship", rows)
+        bench.naive(f"release wave: {wave} holds ship", since, held, rows)
     return rows
 
 
-def bench_held() -> list:
-    """A store holding 300 orders, idle: nothing changed, so nothing is read in full."""
-    rows: list = []
-    # Every exchange goes into a pre-order; about 300 of 700 orders are exchanges.
-    with _connected_store(700, exchange_share=0.45, preorder_share=1.0) as (sb, store, _):
-        run_scan(store, f"{HELD} held: first scan", rows)
-        run_scan(store, f"{HELD} held: right after", rows)
-        _quiet_hour(sb.world)
-        run_scan(store, f"{HELD} held: 1 h later", rows)
-        run_scan(store, f"{HELD} held: idle", rows)
-    return rows
+# -- scale ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ScaleRow:
+    orders: int
+    orders_scanned: int
+    cpu: float  # the scanning process's user + system seconds, less an import-only process's
+    peak_rss_mb: float
+    wall: float
+
+    def cells(self) -> list[str]:
+        per_1000 = self.cpu / self.orders_scanned * 1000 * 1000 if self.orders_scanned else 0.0
+        return [f"{self.orders:,}", f"{self.orders_scanned:,}", f"{self.cpu:.2f}", f"{per_1000:.1f}",
+                f"{self.peak_rss_mb:.0f}", f"{self.wall:.1f}"]
+
+
+SCALE_HEADER = ["orders in the window", "orders scanned", "loopsync CPU (s)", "CPU per 1,000 orders (ms)",
+                "peak RSS (MB)", "wall (s)"]
+
+
+# The child reports its own peak RSS (VmHWM) as it exits: wait4's ru_maxrss would count this
+# process's pages, which a forked child is charged for until it execs.
+_PEAK = """
+import atexit, runpy, sys
+def _peak():
+    with open("/proc/self/status") as f:
+        line = next(l for l in f if l.startswith("VmHWM:"))
+    sys.stderr.write("PEAK_KB " + line.split()[1] + "\\n")
+atexit.register(_peak)
+sys.argv = sys.argv[1:]
+{run}
+"""
+
+
+def _child(args: list[str], run: str = "runpy.run_module('loopsync', run_name='__main__')"
+           ) -> tuple[float, float, float, int, bytes]:
+    """Run loopsync with ``args`` (or ``run``): its CPU seconds, peak RSS in MB, wall seconds, exit code, stdout."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, "-c", _PEAK.format(run=run), "loopsync", *args],
+                                stdout=subprocess.PIPE, stderr=err)
+        out = proc.stdout.read() if proc.stdout else b""
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        peak = re.search(rb"PEAK_KB (\d+)", err.read())
+    wall = time.perf_counter() - started
+    return (usage.ru_utime + usage.ru_stime, int(peak.group(1)) / 1024 if peak else 0.0, wall, proc.returncode,
+            out)
+
+
+def scale(orders: int) -> ScaleRow:
+    import json
+
+    with tempfile.TemporaryDirectory() as tmp, Sandbox(scenario="demo") as sb:
+        sb.world.bucket_size = sb.world.restore_rate = 10**9
+        generate_store(sb.world, orders=orders, exchange_share=0.005, preorder_share=0.5, seed=42)
+        db = Path(tmp) / "scale.db"
+        with service.open_store(db) as store:
+            connect_to_sandbox(store, sb)
+        base_cpu, *_ = _child([], run="import loopsync.cli, loopsync.reconcile")
+        # Every generated order is at most 30 days old, so 31 days puts them all in the window.
+        cpu, rss, wall, code, out = _child(["scan", "--db", str(db), "--since", "31d", "--json"])
+        if code != 0:
+            raise SystemExit(f"the {orders}-order scan exited {code}")
+        report = json.loads(out)
+        return ScaleRow(orders, int(report["orders_seen"]), max(0.0, cpu - base_cpu), rss, wall)
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    right = {i for i, h in enumerate(header) if i >= 2}
+    lines = ["| " + " | ".join(header) + " |",
+             "| " + " | ".join("---:" if i in right else "---" for i in range(len(header))) + " |"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def plain(header: list[str], rows: list[list[str]]) -> str:
+    table_rows = [header, *rows]
+    widths = [max(len(r[i]) for r in table_rows) for i in range(len(header))]
+    return "\n".join("  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in table_rows)
+
+
+def readme_block(rows: list[Row], scale_rows: list[ScaleRow], time_scale: float) -> str:
+    return "\n".join([
+        BEGIN,
+        f"<!-- written by `make bench` (benchmarks/scan_benchmark.py, time scale {time_scale:g}); do not edit -->",
+        markdown(HEADER, [r.cells() for r in rows]),
+        "| webhook burst | | | | | | | | | | | not measured here: the webhook benchmark's |",
+        "",
+        markdown(SCALE_HEADER, [r.cells() for r in scale_rows]),
+        END,
+    ])
+
+
+def write_readme(block: str) -> None:
+    text = README.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
+    if not pattern.search(text):
+        raise SystemExit(f"README.md has no {BEGIN} … {END} block to rewrite")
+    README.write_text(pattern.sub(lambda _m: block, text), encoding="utf-8")
 
 
 def main(argv: list[str]) -> None:
-    sizes = [int(a) for a in argv] or [1000, 3000]
-    rows = [HEADER]
-    for n in sizes:
-        rows.extend(bench(n))
-    rows.extend(bench_held())
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(HEADER))]
-    for r in rows:
-        print("  ".join(str(v).rjust(w) for v, w in zip(r, widths, strict=True)))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--time-scale", type=float, default=float(os.environ.get("TIME_SCALE", 5)))
+    parser.add_argument("--scale-orders", type=int, nargs="*", default=[20_000])
+    parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--skip-table", action="store_true", help="only the scale runs (and no README)")
+    args = parser.parse_args(argv)
+
+    rows = [] if args.skip_table else table(args.time_scale)
+    if rows:
+        print(plain(HEADER, [r.cells() for r in rows]), flush=True)
+    scale_rows = [scale(n) for n in args.scale_orders]
+    print(plain(SCALE_HEADER, [r.cells() for r in scale_rows]))
+    if rows and not args.no_readme:
+        write_readme(readme_block(rows, scale_rows, args.time_scale))
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ SENT_SIZES = {
     "LoopsyncOrdersPage": {"first": cost.orders_page_size(250)},
     "LoopsyncOrdersById": {"ids": [0] * cost.orders_page_size(250)},
     "LoopsyncVariantsById": {"ids": [0] * cost.variants_batch_size()},
+    "LoopsyncVariantGroupIds": {"ids": [0] * cost.variant_group_ids_batch_size()},
 }
 
 

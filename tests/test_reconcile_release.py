@@ -50,21 +50,26 @@ def _operations_since(world: World, mark: int) -> list[str]:
     return [e.operation for e in world.log[mark:] if e.api == "shopify"]
 
 
-def test_held_orders_are_not_reread_every_scan_until_their_preorder_ships(connected, cli, sandbox):
-    """Level-triggered without the bill: a held order costs a variant lookup per scan, not a full read."""
+def _settled(cli, connected, world: World) -> None:
+    """Held, and past the scan that re-reads the orders our own holds and tags updated."""
     from datetime import timedelta
 
-    world = sandbox.world
     assert cli(["scan", "--db", str(connected)]).code == 0
     world.advance(timedelta(hours=2))
     world.touch_order(world.order_by_name("#1001").id)  # unrelated store activity moves the cursor on
     # This scan still sees the orders our own holds and tags updated (they are newer
     # than the cursor), once; after it the cursor is past them.
     assert cli(["scan", "--db", str(connected)]).code == 0
+
+
+def test_held_orders_are_not_reread_every_scan_until_their_preorder_ships(connected, cli, sandbox):
+    """Level-triggered without the bill: a held order costs a check of its variants' selling plan
+    groups per scan, not a full read of the order or of the variants."""
+    world = sandbox.world
+    _settled(cli, connected, world)
     mark = len(world.log)
     assert cli(["scan", "--db", str(connected)]).code == 0
-    ops = _operations_since(world, mark)
-    assert "LoopsyncOrdersById" not in ops and "LoopsyncVariantsById" in ops
+    assert _operations_since(world, mark) == ["LoopsyncOrderSummariesPage", "LoopsyncVariantGroupIds"]
 
     world.take_off_preorder(_variant(world, "JKT-L-PRE"))
     mark = len(world.log)
@@ -97,3 +102,65 @@ def test_a_hold_released_in_the_admin_is_respected_when_set_to_respect(connected
 
     with Store.open(connected) as store:
         assert store.orders.is_manually_released(order.id)
+
+
+def _idle_scan_stats(connected):
+    from loopsync import service
+
+    with service.open_store(connected) as store:
+        rec = service.reconciler(store)
+        report = rec.scan()
+        return rec.shopify.stats, report
+
+
+def test_an_idle_scan_of_held_orders_costs_a_few_points_a_held_variant(connected, cli, sandbox):
+    """Shopify's actual cost: 2 + 1 for the summary page's one order, and per held variant 1 + a
+    sellingPlanGroups connection of 2 + its one group: 4, where the full variant read costs 9."""
+    from loopsync.store import Store
+
+    world = sandbox.world
+    _settled(cli, connected, world)
+    with Store.open(connected) as store:
+        held_variants = {v for row in store.holds.active_holds() for v in row.variant_ids}
+    stats, report = _idle_scan_stats(connected)
+    assert report.outcomes == [] and stats.throttled == 0
+    assert stats.requests == 2
+    assert stats.actual_cost == 3 + 4 * len(held_variants), stats
+
+
+def test_a_variant_moved_from_its_preorder_group_to_another_group_is_released(connected, cli, sandbox):
+    """Same number of groups, different ids: the cheap check sees it, and the variant is read in full."""
+    from loopsync.sandbox import builders
+
+    world = sandbox.world
+    _settled(cli, connected, world)
+    jacket = _variant(world, "JKT-L-PRE")
+    world.take_off_preorder(jacket)
+    builders.add_selling_plan_group(world, "Jacket subscription", [{"name": "Monthly", "category": "SUBSCRIPTION"}],
+                                    variant_ids=[jacket])
+    assert cli(["scan", "--db", str(connected)]).code == 0
+    assert _our_handles(world, "EXC-1086-1") == [] and _our_handles(world, "EXC-1092-1") == []
+    assert _our_handles(world, "EXC-1091-1") == ["loopsync-preorder"]
+
+
+def test_a_plan_edited_off_preorder_in_place_is_released_once_the_last_full_read_is_a_day_old(
+    connected, cli, sandbox
+):
+    """The group ids stay the same, so the cheap check cannot see it (see candidates.FACTS_MAX_AGE);
+    the daily full read does, and the holds go."""
+    import sqlite3
+    from datetime import UTC, datetime, timedelta
+
+    world = sandbox.world
+    _settled(cli, connected, world)
+    jacket = _variant(world, "JKT-L-PRE")
+    with world.lock:
+        for group in world.selling_plan_groups.values():
+            if jacket in group.variant_ids:
+                for plan in group.plans:
+                    plan.category = "OTHER"
+    day_old = (datetime.now(UTC) - timedelta(hours=25)).isoformat()
+    with sqlite3.connect(connected) as db:
+        db.execute("UPDATE variant_facts SET read_at = ?", [day_old])
+    assert cli(["scan", "--db", str(connected)]).code == 0
+    assert _our_handles(world, "EXC-1086-1") == [] and _our_handles(world, "EXC-1092-1") == []

@@ -761,3 +761,26 @@ def test_sandbox_pacing_on_reported_cost_is_never_throttled_and_sums_both_costs(
     assert client.stats.throttled == 0 and client.stats.waited_seconds > 0
     assert client.stats.requests == len(charged) >= 5
     assert client.stats.actual_cost < client.stats.requested_cost
+
+
+def test_the_session_reads_the_proxy_environment_once_per_host(sandbox, monkeypatch):
+    """requests walks os.environ for proxies on every call; a scan makes hundreds. Once per host
+    still honours a proxy set in the environment, which a run never changes."""
+    import requests
+
+    from loopsync import http
+
+    reads = []
+    original = requests.Session.merge_environment_settings
+
+    def counting(self, url, *args):
+        reads.append(url)
+        return original(self, url, *args)
+
+    monkeypatch.setattr(requests.Session, "merge_environment_settings", counting)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    session = http.make_session()
+    for path in ("/a", "/b", "/c"):
+        session.get(sandbox.url + path, timeout=5)
+    assert len(reads) == 1
+    assert session.merge_environment_settings("http://127.0.0.1/x", {}, False, True, None)["proxies"] == {}

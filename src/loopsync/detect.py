@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Literal
 
 from loopsync import text
@@ -58,8 +59,15 @@ _UNHOLDABLE_STATUSES = frozenset({"CLOSED", "CANCELLED", "INCOMPLETE"})
 # --- is it a Loop exchange? --------------------------------------------------------------
 
 
+# A scan normalises every tag of every order it lists; the same few tags recur across a store.
+@lru_cache(maxsize=4096)
 def _norm_tag(tag: str) -> str:
     return " ".join(tag.split()).casefold()
+
+
+@lru_cache(maxsize=64)
+def _norm_prefix(prefix: str) -> str:
+    return prefix.strip().lstrip("#").casefold()
 
 
 def has_tag(tags: Iterable[str], tag: str | None) -> bool:
@@ -86,12 +94,14 @@ def exchange_rule(
     native_tag: str | None = "Loop Exchange",
 ) -> tuple[ExchangeKind | None, ExchangeRule | None]:
     """The exchange kind and the rule that recognised it (the first that matches, as the scan decides)."""
-    tags = {_norm_tag(t) for t in order.tags}
     # GUESS: Shopify order names carry a leading "#" (e.g. "#EXC-1086") unless the
     # store's prefix setting removes it; compare without it.
     name = order.name.strip().lstrip("#").casefold()
-    if name_prefix and name.startswith(name_prefix.strip().lstrip("#").casefold()):
+    if name_prefix and name.startswith(_norm_prefix(name_prefix)):
         return "separate", "name_prefix"
+    if not order.tags:
+        return None, None
+    tags = {_norm_tag(t) for t in order.tags}
     if exchange_tag and _norm_tag(exchange_tag) in tags:
         return "separate", "exchange_tag"
     # GUESS: Loop announces the "Loop Exchange" tag on native exchanges as "coming soon"

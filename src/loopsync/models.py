@@ -111,6 +111,8 @@ class VariantInfo:
     exists: bool
     preorder_plans: tuple[PreorderPlan, ...] = ()
     shipping_window_metafield: str | None = None
+    #: The selling plan groups the variant is in, sorted: what the idle scan's cheap check compares.
+    group_ids: tuple[str, ...] = ()
 
     @property
     def on_preorder(self) -> bool:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from loopsync import detect
-from loopsync.models import Order, VariantInfo
+from loopsync.models import Order, PreorderPlan, VariantInfo
 from loopsync.reconcile.plan import exchange_kind
 from loopsync.reconcile.report import ScanReport
 from loopsync.settings import Settings
@@ -82,23 +82,32 @@ def gather(
         # however long ago Shopify last updated them.
         wanted.update(unheld)
     found = _fetch(shopify, wanted, forget)
-    variants = lookup_variants(shopify, options, found.values(), holds_by_order)
+    overrides = store.config.overrides()
+    variants = lookup_variants(shopify, options, found.values(), holds_by_order, store=store, now=now,
+                               only_held_by=found.keys())
 
     # Orders we hold and Shopify did not report as updated are read in full only
     # when their pre-order shipped (a shipping pre-order does not touch the order):
-    # a store with hundreds of held orders pays for a variant lookup each scan, not
-    # for hundreds of full orders. A hold released or an order changed in the admin
-    # bumps updatedAt, so the first pass sees it.
-    overrides = store.config.overrides()
+    # a store with hundreds of held orders pays for a check of its held variants'
+    # selling plan groups each scan, not for hundreds of full orders. A hold released
+    # or an order changed in the admin bumps updatedAt, so the first pass sees it.
+    held_only = {
+        vid
+        for order_id, rows in holds_by_order.items() if order_id not in found
+        for row in rows for vid in row.variant_ids
+    } - set(variants) - set(overrides)
+    verdicts, read_in_full = held_verdicts(store, shopify, options, held_only, now)
+    variants.update(read_in_full)
+    verdicts.update(variants)
     shipped = {
         order_id
         for order_id, rows in holds_by_order.items()
-        if order_id not in found and any(detect.release_needed(r.variant_ids, variants, overrides) for r in rows)
+        if order_id not in found and any(detect.release_needed(r.variant_ids, verdicts, overrides) for r in rows)
     }
     if shipped:
         more = _fetch(shopify, shipped, forget)
         found.update(more)
-        variants.update(lookup_variants(shopify, options, more.values(), {}, known=variants))
+        variants.update(lookup_variants(shopify, options, more.values(), {}, known=variants, store=store, now=now))
     report.exchanges_seen = sum(1 for o in found.values() if exchange_kind(o, options) is not None)
     return Candidates(sorted(found.values(), key=lambda o: (o.created_at, o.id)), variants)
 
@@ -135,8 +144,15 @@ def lookup_variants(
     holds_by_order: dict[str, list],
     *,
     known: dict[str, VariantInfo] | None = None,
+    store: Store | None = None,
+    now: datetime | None = None,
+    only_held_by: Iterable[str] | None = None,
 ) -> dict[str, VariantInfo]:
-    """One batched lookup per scan: Loop's exchange items carry no selling plan."""
+    """One batched lookup per scan: Loop's exchange items carry no selling plan.
+
+    ``only_held_by`` limits the ledger's holds whose variants are read to those orders'. With
+    ``store``, what was read is remembered for the idle scan's check (``held_verdicts``).
+    """
     wanted: set[str] = set()
     for order in orders:
         kind = exchange_kind(order, options)
@@ -146,14 +162,63 @@ def lookup_variants(
         for fo in order.fulfillment_orders:
             if fo.our_hold is not None:
                 wanted.update(li.variant_id for li in fo.lines if li.variant_id)
-    for rows in holds_by_order.values():
+    limit = None if only_held_by is None else set(only_held_by)
+    for order_id, rows in holds_by_order.items():
+        if limit is not None and order_id not in limit:
+            continue
         for row in rows:
             wanted.update(row.variant_ids)
     wanted -= set(known or ())
     if not wanted:
         return {}
-    return shopify.variant_info(
+    found = shopify.variant_info(
         sorted(wanted),
         metafield_namespace=options.metafield_namespace,
         metafield_key=options.metafield_key,
     )
+    if store is not None and now is not None:
+        store.variants.remember(found.values(), now)
+    return found
+
+
+#: How long a variant's full read stands while its selling plan group ids stay the same.
+# GUESS: a pre-order ends by the variant leaving its PRE_ORDER group (Shopify's own pre-order
+# app and the sandbox do this) or by the group being deleted, both of which change the variant's
+# group ids. A plan edited in place to another category, or a group's plans replaced, leaves
+# them alone: `loopsync serve` hears selling_plan_groups/update at once; a scan notices when it
+# reads the variant in full again, at the latest this long after the last full read.
+FACTS_MAX_AGE = timedelta(hours=24)
+
+
+def held_verdicts(
+    store: Store, shopify: ShopifyClient, options: Settings, variant_ids: Iterable[str], now: datetime
+) -> tuple[dict[str, VariantInfo], dict[str, VariantInfo]]:
+    """Whether each held variant is still on pre-order, for deciding which held orders to re-read.
+
+    One cheap request asks Shopify for the variants' selling plan group ids. Where they are what
+    the last full read (within ``FACTS_MAX_AGE``) saw, that read's verdict stands, and the
+    VariantInfo returned carries only it (plan ids, no windows: never hand it to ``plan``).
+    The others are read in full now, and remembered. Returns (every verdict, the full reads).
+    """
+    ids = sorted(set(variant_ids))
+    if not ids:
+        return {}, {}
+    remembered = {vid: f for vid, f in store.variants.facts(ids).items() if now - f.read_at < FACTS_MAX_AGE}
+    current = shopify.variant_group_ids([vid for vid in ids if vid in remembered]) if remembered else {}
+    verdicts: dict[str, VariantInfo] = {}
+    stale: list[str] = []
+    for vid in ids:
+        facts = remembered.get(vid)
+        if facts is None or not facts.exists or current.get(vid) != facts.group_ids:
+            stale.append(vid)
+            continue
+        plans = tuple(PreorderPlan(id=p, description=None, fulfillment_trigger=None, fulfillment_exact_time=None)
+                      for p in facts.preorder_plan_ids)
+        verdicts[vid] = VariantInfo(id=vid, exists=True, preorder_plans=plans, group_ids=facts.group_ids)
+    found: dict[str, VariantInfo] = {}
+    if stale:
+        found = shopify.variant_info(stale, metafield_namespace=options.metafield_namespace,
+                                     metafield_key=options.metafield_key)
+        store.variants.remember(found.values(), now)
+        verdicts.update(found)
+    return verdicts, found

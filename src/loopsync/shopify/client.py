@@ -212,6 +212,27 @@ class ShopifyClient:
                     result[variant_id] = self._variant(raw)
         return result
 
+    def variant_group_ids(self, variant_ids: Iterable[str]) -> dict[str, tuple[str, ...] | None]:
+        """The selling plan group ids of each variant, sorted; None for a variant Shopify no longer
+        has, or one in more groups than the document asks for (the caller then reads it in full)."""
+        unique = list(dict.fromkeys(variant_ids))
+        result: dict[str, tuple[str, ...] | None] = {}
+        batch = cost.variant_group_ids_batch_size()
+        for start in range(0, len(unique), batch):
+            chunk = unique[start : start + batch]
+            data = self.execute(docs.VARIANT_GROUP_IDS, {"ids": chunk}, "LoopsyncVariantGroupIds")
+            nodes = data.get("nodes")
+            if not isinstance(nodes, list) or len(nodes) != len(chunk):
+                raise ApiError("Shopify's answer to a variants-by-id lookup did not match the ids asked for.")
+            for variant_id, raw in zip(chunk, nodes, strict=True):
+                groups = raw.get("sellingPlanGroups") if isinstance(raw, dict) and raw.get("id") else None
+                if not isinstance(groups, dict) or (groups.get("pageInfo") or {}).get("hasNextPage"):
+                    result[variant_id] = None
+                    continue
+                result[variant_id] = tuple(sorted({g["id"] for g in _nodes(groups, "sellingPlanGroups")
+                                                   if isinstance(g.get("id"), str)}))
+        return result
+
     def order_of_fulfillment_order(self, fulfillment_order_id: str) -> str | None:
         """The id of the order a fulfillment order belongs to; None when Shopify does not know it."""
         data = self.execute(docs.FULFILLMENT_ORDER_ORDER, {"id": fulfillment_order_id}, "LoopsyncFulfillmentOrderOrder")
@@ -392,7 +413,7 @@ class ShopifyClient:
                 )
             else:
                 plans += _nodes(group_plans, "sellingPlans")
-        return parse.variant(raw, plans)
+        return parse.variant(raw, plans, [g["id"] for g in groups if isinstance(g.get("id"), str)])
 
 
 def _subscription(raw: dict) -> WebhookSubscription:

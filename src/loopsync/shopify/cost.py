@@ -164,4 +164,9 @@ def variants_batch_size() -> int:
     return max(1, min(250, QUERY_COST_BUDGET // per_variant))
 
 
+def variant_group_ids_batch_size() -> int:
+    per_variant = estimate_cost(documents.VARIANT_GROUP_IDS, {"ids": [None]})
+    return max(1, min(250, QUERY_COST_BUDGET // per_variant))
+
+
 ORDER_COST = _order_cost()

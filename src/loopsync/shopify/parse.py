@@ -47,11 +47,15 @@ def nodes(connection: Any, what: str) -> Iterator[dict]:
 
 
 def order_summary(raw: dict) -> OrderSummary:
+    # The scan parses one of these for every order in the window: the common case skips need().
+    order_id, name, updated = raw.get("id"), raw.get("name"), raw.get("updatedAt")
+    if order_id is None or name is None or updated is None:
+        need(raw, "id", "an order"), need(raw, "name", "an order"), need(raw, "updatedAt", "an order")
     return OrderSummary(
-        id=need(raw, "id", "an order"),
-        name=need(raw, "name", "an order"),
+        id=order_id,
+        name=name,
         tags=tuple(raw.get("tags") or ()),
-        updated_at=_datetime(need(raw, "updatedAt", "an order"), "an order's updatedAt"),
+        updated_at=_datetime(updated, "an order's updatedAt"),
     )
 
 
@@ -99,7 +103,7 @@ def fulfillment_order(raw: dict, lines: Iterable[dict], order_name: str) -> Fulf
     )
 
 
-def variant(raw: dict, plans: Iterable[dict]) -> VariantInfo:
+def variant(raw: dict, plans: Iterable[dict], group_ids: Iterable[str] = ()) -> VariantInfo:
     """A variant that exists, with every selling plan of every group it is in (drained by the client).
 
     Only PRE_ORDER plans matter; a plan shared by two groups counts once.
@@ -126,6 +130,7 @@ def variant(raw: dict, plans: Iterable[dict]) -> VariantInfo:
         exists=True,
         preorder_plans=tuple(found),
         shipping_window_metafield=(raw.get("metafield") or {}).get("value"),
+        group_ids=tuple(sorted(set(group_ids))),
     )
 
 

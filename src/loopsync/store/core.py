@@ -10,7 +10,9 @@ of it, handed out as an attribute:
 - ``store.holds``: the holds loopsync placed (:mod:`loopsync.store.holds`);
 - ``store.orders`` and ``store.notes``: per-order progress and the Loop notes posted
   (:mod:`loopsync.store.orders`);
-- ``store.inbox``: the webhook deliveries `loopsync serve` accepted (:mod:`loopsync.store.inbox`).
+- ``store.inbox``: the webhook deliveries `loopsync serve` accepted (:mod:`loopsync.store.inbox`);
+- ``store.variants``: what the last full read of each variant said, the idle scan's cache
+  (:mod:`loopsync.store.variants`).
 
 Every public method turns SQLite failures into :class:`~loopsync.errors.StateFileError`
 with one sentence naming the file; nothing here prints.
@@ -43,6 +45,7 @@ from loopsync.store.inbox import Inbox
 from loopsync.store.ledger import Ledger
 from loopsync.store.orders import Notes, Orders
 from loopsync.store.schema import KNOWN_MIGRATIONS, SCHEMA_VERSION, migrations
+from loopsync.store.variants import Variants
 
 #: How long a write waits for another process's transaction before giving up.
 DEFAULT_BUSY_TIMEOUT = 10.0
@@ -65,6 +68,7 @@ class Store:
         self.orders = Orders(self)
         self.notes = Notes(self)
         self.inbox = Inbox(self)
+        self.variants = Variants(self)
 
     # -- opening ---------------------------------------------------------------
 

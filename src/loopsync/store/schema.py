@@ -397,6 +397,22 @@ def _m007_webhooks(db: Database) -> None:
         db.execute(sql)
 
 
+@migrations(name="m008_variant_facts")
+def _m008_variant_facts(db: Database) -> None:
+    # What the last full read of a variant said, so that an idle scan checks only its selling
+    # plan group ids (a few points) and reads it in full again only when they changed or the
+    # facts are old. A cache: losing or deleting a row only costs one full read.
+    db.execute(
+        """CREATE TABLE variant_facts (
+            variant_id TEXT PRIMARY KEY,
+            group_ids TEXT NOT NULL,
+            exists_ INTEGER NOT NULL,
+            preorder_plan_ids TEXT NOT NULL,
+            read_at TEXT NOT NULL
+        )"""
+    )
+
+
 #: The schema version this loopsync writes: the number of migrations it knows.
 SCHEMA_VERSION = len(migrations._migrations)
 KNOWN_MIGRATIONS = tuple(m.name for m in migrations._migrations)
