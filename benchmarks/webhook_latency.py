@@ -44,7 +44,7 @@ from datetime import datetime
 from pathlib import Path
 
 from loopsync import service
-from loopsync.demo import connect_to_sandbox
+from loopsync.demo import connect_to_sandbox, our_hold
 from loopsync.sandbox import activity
 from loopsync.sandbox.faults import FaultPlan
 from loopsync.sandbox.server import Sandbox
@@ -61,15 +61,6 @@ TARGETS = {0: 1.0, 100: 2.0}  # added API latency (ms) -> p99 target (s)
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
-
-
-def _our_hold(world, order_id: str):
-    with world.lock:
-        for fo_id in world.orders[order_id].fulfillment_order_ids:
-            for hold in world.fulfillment_orders[fo_id].holds:
-                if hold.handle.startswith("loopsync"):
-                    return hold
-    return None
 
 
 def _unlimited(world) -> None:
@@ -128,7 +119,7 @@ def webhook_run(exchanges: int, pace: float, latency_ms: int) -> dict:
             for created in made:
                 hold = None
                 while hold is None and time.monotonic() < deadline:
-                    hold = _our_hold(sb.world, created["order"]["id"])
+                    hold = our_hold(sb.world, created["order"]["id"])
                     if hold is None:
                         time.sleep(0.05)
                 if hold is None:

@@ -74,7 +74,8 @@ def _ship_dated_preorder(world) -> str:
     raise RuntimeError("the demo scenario has no dated pre-order variant")
 
 
-def _our_hold(world, order_id: str):
+def our_hold(world, order_id: str):
+    """loopsync's hold on the sandbox order, read from the world (the demo's and the latency benchmark's clock)."""
     with world.lock:
         for fo_id in world.orders[order_id].fulfillment_order_ids:
             for hold in world.fulfillment_orders[fo_id].holds:
@@ -99,10 +100,10 @@ def _webhook_ending(store, sandbox: Sandbox, db: Path) -> str:
         # The jacket shipped in step 3; the boots are still on pre-order.
         created = activity.create_exchange(sandbox.world, {"sku": "BOOT-10-PRE"})
         deadline = time.monotonic() + 10
-        hold = _our_hold(sandbox.world, created["order"]["id"])
+        hold = our_hold(sandbox.world, created["order"]["id"])
         while hold is None and time.monotonic() < deadline:
             time.sleep(0.01)
-            hold = _our_hold(sandbox.world, created["order"]["id"])
+            hold = our_hold(sandbox.world, created["order"]["id"])
         name = created["order"]["name"]
         if hold is None or hold.placed_at is None:
             return f"Webhook: {name} was not held within 10 s of its creation."

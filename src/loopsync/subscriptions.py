@@ -47,14 +47,15 @@ def base_url(text: str) -> str:
         raise ConfigError("--url must be an address like https://hooks.example.com, where `loopsync serve` is reached.")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigError("--url must be a plain https:// address, without a user name, password, query or fragment.")
-    if parts.scheme == "http" and not _loopback(host):
+    if parts.scheme == "http" and not loopback(host):
         raise ConfigError(
             "--url must use https:// (Shopify delivers only to HTTPS); plain http:// is only for 127.0.0.1 or localhost."
         )
     return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
 
 
-def _loopback(host: str) -> bool:
+def loopback(host: str) -> bool:
+    """Plain http is allowed only to this machine (the sandbox; Shopify itself wants https)."""
     if host == "localhost":
         return True
     try:

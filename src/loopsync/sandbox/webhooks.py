@@ -21,7 +21,6 @@ import base64
 import hashlib
 import heapq
 import hmac
-import ipaddress
 import itertools
 import json
 import random
@@ -36,6 +35,7 @@ from urllib.parse import urlsplit
 
 from loopsync.sandbox.shopify.scopes import READ_FULFILLMENT_ORDERS, READ_ORDERS, READ_PRODUCTS
 from loopsync.sandbox.world import App, World
+from loopsync.subscriptions import loopback  # the rule Shopify applies to an address, as loopsync checks it
 
 API_VERSION = "2026-10"
 
@@ -78,19 +78,12 @@ def uri_refusal(uri: str) -> str | None:
     if not host or parts.scheme not in ("http", "https"):
         # GUESS: Shopify's wording for an address it cannot use.
         return "Address is invalid"
-    if parts.scheme == "http" and not _loopback(host):
+    if parts.scheme == "http" and not loopback(host):
         # GUESS: Shopify's wording; it refuses plain http, which is the documented rule.
         return "Address protocol http:// is not supported"
     return None
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def signature(secret: str, body: bytes) -> str:
