@@ -125,6 +125,26 @@ class Retry(Exception):
         self.throttled = throttled
 
 
+class RetryingClient:
+    """What both API clients share: one retry policy, each with its own budget, stats and clock."""
+
+    stats: CallStats
+    max_attempts: int
+    max_total_wait: float
+    sleep: Callable[[float], None]
+    clock: Callable[[], float]
+
+    def _with_retries(self, attempt: Callable[[], T]) -> T:
+        return call_with_retries(
+            attempt,
+            stats=self.stats,
+            max_attempts=self.max_attempts,
+            max_total_wait=self.max_total_wait,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
+
+
 def call_with_retries(
     attempt: Callable[[], T],
     *,

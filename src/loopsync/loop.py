@@ -35,7 +35,7 @@ DEFAULT_STATES = ("open", "closed", "expired", "review")
 REQUESTS_PER_MINUTE = 290
 
 
-class LoopClient:
+class LoopClient(http.RetryingClient):
     def __init__(
         self,
         api_key: str,
@@ -220,16 +220,6 @@ class LoopClient:
             while self._sent and now - self._sent[0] >= 60:
                 self._sent.popleft()
         self._sent.append(now)
-
-    def _with_retries(self, attempt: Callable[[], Any]) -> Any:
-        return http.call_with_retries(
-            attempt,
-            stats=self.stats,
-            max_attempts=self.max_attempts,
-            max_total_wait=self.max_total_wait,
-            sleep=self.sleep,
-            clock=self.clock,
-        )
 
     def _get(self, path: str, params: dict | None, operation: str) -> tuple[int, Any]:
         """(status, parsed body) of a GET, retried on transient failures; 401/403 raise."""

@@ -36,7 +36,7 @@ class _Unauthorized(Exception):
     """Shopify answered 401: the token is wrong or expired."""
 
 
-class Transport:
+class Transport(http.RetryingClient):
     def __init__(
         self,
         shop_domain: str,
@@ -93,16 +93,6 @@ class Transport:
                     ) from None
                 self._access_token(force=True)
                 renewed = True
-
-    def _with_retries(self, attempt: Callable[[], Any]) -> Any:
-        return http.call_with_retries(
-            attempt,
-            stats=self.stats,
-            max_attempts=self.max_attempts,
-            max_total_wait=self.max_total_wait,
-            sleep=self.sleep,
-            clock=self.clock,
-        )
 
     def _attempt(self, document: str, variables: dict, operation: str, token: str, estimated: int) -> dict:
         sizes = _sizes(operation, variables)
