@@ -322,12 +322,16 @@ class Executor:
         tag = self.options.preorder_tag.casefold()
         return held_by_us(order) or any(t.casefold() == tag for t in order.tags)
 
-    def pre_order_note(self, order: Order, kind: str | None, intent: PostNote, outcome: OrderOutcome) -> None:
+    def return_for(self, order: Order, kind: str | None) -> int | str | None:
+        """The Loop return the order's note goes on: the one recorded, else the one Loop has (or None)."""
         assert self.loop is not None and kind is not None
         assert self.returns is not None
-        return_id = self.store.orders.return_for_order(order.id) or self.returns.find(
+        return self.store.orders.return_for_order(order.id) or self.returns.find(
             order, kind, self.options.exchange_name_prefix, self.clock()
         )
+
+    def pre_order_note(self, order: Order, kind: str | None, intent: PostNote, outcome: OrderOutcome) -> None:
+        return_id = self.return_for(order, kind)
         if return_id is None:
             self.wait_for_return(order, intent, outcome)
             return
@@ -436,11 +440,7 @@ class DryRun(Executor):
                     self.pre_order_note(order, kind, intent, outcome)
 
     def pre_order_note(self, order: Order, kind: str | None, intent: PostNote, outcome: OrderOutcome) -> None:
-        assert self.loop is not None and kind is not None
-        assert self.returns is not None
-        return_id = self.store.orders.return_for_order(order.id) or self.returns.find(
-            order, kind, self.options.exchange_name_prefix, self.clock()
-        )
+        return_id = self.return_for(order, kind)
         if return_id is None:
             assert intent.wait is not None
             outcome.note_wait = intent.wait
