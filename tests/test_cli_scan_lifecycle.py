@@ -23,6 +23,23 @@ def _scan(cli, db, *args, env=None):
     return cli(["scan", "--db", str(db), *args], env=env)
 
 
+def _cut_first_hold_answer(sandbox, body: bytes) -> list:
+    """The first hold Shopify places is answered with ``body`` (cut short); the list gets its target."""
+    app = sandbox.app
+    real_dispatch = app.dispatch
+    cut: list = []
+
+    def dispatch(method, target, headers, body_in, base_url):
+        reply = real_dispatch(method, target, headers, body_in, base_url)
+        if b"LoopsyncFulfillmentOrderHold" in (body_in or b"") and not cut:
+            cut.append(target)
+            reply.body = body
+        return reply
+
+    app.dispatch = dispatch
+    return cut
+
+
 def _rows(db, sql: str, params=()) -> list[tuple]:
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
@@ -52,18 +69,7 @@ def test_a_scans_actions_carry_its_scan_id(cli, connected, sandbox, probe):
 def test_a_hold_whose_retry_finds_its_first_try_is_reported_as_held(cli, connected, sandbox, probe):
     """The first answer to EXC-1086-1's hold is cut short after Shopify placed it: the client's
     retry meets DUPLICATE_FULFILLMENT_HOLD_HANDLE. The hold is there, so the scan says held."""
-    app = sandbox.app
-    real_dispatch = app.dispatch
-    cut = []
-
-    def dispatch(method, target, headers, body, base_url):
-        reply = real_dispatch(method, target, headers, body, base_url)
-        if b"LoopsyncFulfillmentOrderHold" in (body or b"") and not cut:
-            cut.append(target)
-            reply.body = b'{"data": {"fulfillmentOrderH'
-        return reply
-
-    app.dispatch = dispatch
+    cut = _cut_first_hold_answer(sandbox, b'{"data": {"fulfillmentOrderH')
     mark = probe.mark()
 
     result = _scan(cli, connected, "--json")
@@ -90,18 +96,7 @@ def test_a_hold_whose_retry_finds_its_first_try_is_reported_as_held(cli, connect
 
 
 def test_the_summary_counts_a_duplicate_answered_hold(cli, connected, sandbox, probe):
-    app = sandbox.app
-    real_dispatch = app.dispatch
-    cut = []
-
-    def dispatch(method, target, headers, body, base_url):
-        reply = real_dispatch(method, target, headers, body, base_url)
-        if b"LoopsyncFulfillmentOrderHold" in (body or b"") and not cut:
-            cut.append(target)
-            reply.body = b"{"
-        return reply
-
-    app.dispatch = dispatch
+    _cut_first_hold_answer(sandbox, b"{")
 
     result = _scan(cli, connected, "--verbose")
 
