@@ -11,6 +11,7 @@ import pytest
 
 from loopsync import clock
 from loopsync.sandbox import scenarios
+from support.cli import scan as _scan
 
 JACKET_NOTE = "[loopsync] This exchange item is on pre-order, estimated shipping: 15 March 2027."
 
@@ -47,10 +48,6 @@ def waiting(cli, connected, probe):
     assert "EXC-1002-1" in first.err and "Loop return not found yet" in first.err
     assert len(probe.our_holds("EXC-1002-1")) == 1
     return connected
-
-
-def _scan(cli, db, *args):
-    return cli(["scan", "--db", str(db), *args])
 
 
 def _status(cli, db) -> dict:

@@ -7,20 +7,14 @@ import json
 import pytest
 
 from loopsync.sandbox.world import gid_number
+from support.cli import held_orders as _held
+from support.cli import scan as _scan
 
 
 @pytest.fixture
 def cli(secret_safe_cli):
     """Every command these tests run is also checked for leaked credentials."""
     return secret_safe_cli
-
-
-def _scan(cli, db, *args):
-    return cli(["scan", "--db", str(db), *args])
-
-
-def _held(cli, db) -> list[str]:
-    return sorted(h["order"] for h in json.loads(cli(["status", "--db", str(db), "--json"]).out)["held"])
 
 
 def test_holds_are_released_automatically_when_the_preorder_ships(cli, connected, probe):

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from loopsync.sandbox.world import LoopNote
+from support.cli import scan as _scan
 
 JACKET_NOTE = "[loopsync] This exchange item is on pre-order, estimated shipping: 15 March 2027."
 BOOTS_NOTE = "[loopsync] This exchange item is on pre-order, estimated shipping: Late January 2027."
@@ -17,10 +18,6 @@ RELEASE_NOTE = "[loopsync] The pre-order item is ready: the hold was released."
 @pytest.fixture
 def cli(secret_safe_cli):
     return secret_safe_cli
-
-
-def _scan(cli, db, *args):
-    return cli(["scan", "--db", str(db), *args])
 
 
 def _note_posts(probe, mark: int) -> list[str]:

@@ -8,19 +8,13 @@ import json
 import pytest
 
 from loopsync.store import Store
+from support.cli import held_orders as _held
+from support.cli import scan as _scan
 
 
 @pytest.fixture
 def cli(secret_safe_cli):
     return secret_safe_cli
-
-
-def _scan(cli, db, *args):
-    return cli(["scan", "--db", str(db), *args])
-
-
-def _held(cli, db) -> list[str]:
-    return sorted(h["order"] for h in json.loads(cli(["status", "--db", str(db), "--json"]).out)["held"])
 
 
 def test_a_released_order_is_not_held_again_from_a_new_state_file(cli, connected, probe, env_for, sandbox, tmp_path):

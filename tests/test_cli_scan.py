@@ -10,6 +10,7 @@ import pytest
 from loopsync.sandbox import scenarios
 from loopsync.sandbox.generator import generate_store
 from loopsync.sandbox.world import LoopNote
+from support.cli import scan as _scan
 
 
 @pytest.fixture
@@ -20,10 +21,6 @@ def cli(secret_safe_cli):
 
 JACKET_NOTE = "[loopsync] This exchange item is on pre-order, estimated shipping: 15 March 2027."
 BOOTS_NOTE = "[loopsync] This exchange item is on pre-order, estimated shipping: Late January 2027."
-
-
-def _scan(cli, db, *args, env=None):
-    return cli(["scan", "--db", str(db), *args], env=env)
 
 
 def test_first_scan_holds_tags_and_notes_every_preorder_exchange(cli, connected, probe, checks):

@@ -11,16 +11,13 @@ from datetime import timedelta
 import pytest
 
 from loopsync.sandbox import scenarios
+from support.cli import scan as _scan
 
 
 @pytest.fixture
 def cli(secret_safe_cli):
     """Every command these tests run is also checked for leaked credentials."""
     return secret_safe_cli
-
-
-def _scan(cli, db, *args, env=None):
-    return cli(["scan", "--db", str(db), *args], env=env)
 
 
 def _cut_first_hold_answer(sandbox, body: bytes) -> list:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -45,3 +46,13 @@ def run_cli(args: list[str], *, env: dict[str, str] | None = None, stdin: str = 
             else:
                 os.environ[k] = v
     return Result(int(code), out.getvalue(), err.getvalue())
+
+
+def scan(cli, db, *args, env=None):
+    """`loopsync scan --db DB ARGS…` through a test's ``cli`` fixture."""
+    return cli(["scan", "--db", str(db), *args], env=env)
+
+
+def held_orders(cli, db) -> list[str]:
+    """The orders `status --json` lists as held by loopsync, sorted."""
+    return sorted(h["order"] for h in json.loads(cli(["status", "--db", str(db), "--json"]).out)["held"])
