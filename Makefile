@@ -20,12 +20,17 @@ lint: $(STAMP)
 # pytest-xdist workers: one per core ("auto"); WORKERS=0 runs in one process, e.g. to debug.
 WORKERS ?= auto
 
+# The suite starts a hundred-odd interpreters (workers, a fork server, scans, serve): each would
+# compile loopsync and rewrite the tests' asserts again if PYTHONDONTWRITEBYTECODE is set, as it
+# is on many CI images. Their bytecode goes to the venv, out of the source tree.
+PYTEST := env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(abspath $(VENV))/pycache $(BIN)/python -m pytest
+
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q -n $(WORKERS) --dist worksteal
+	$(PYTEST) -q -n $(WORKERS) --dist worksteal
 
 # Adds the long randomized runs: the crash matrix's random-moment kills, all fault-convergence seeds.
 test-full: $(STAMP) lint
-	LOOPSYNC_FULL=1 $(BIN)/python -m pytest -q -n $(WORKERS) --dist worksteal
+	LOOPSYNC_FULL=1 $(PYTEST) -q -n $(WORKERS) --dist worksteal
 
 demo: $(STAMP)
 	$(BIN)/loopsync demo

@@ -4,7 +4,6 @@ directory, a scan's live WAL."""
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import shutil
@@ -50,7 +49,6 @@ def state(cli, connected, probe) -> Path:
     """A connected state file with an override and a changed setting, closed as a finished command leaves it."""
     assert cli(["preorders", "add", "42", "--window", "Late March 2027", "--db", str(connected)]).code == 0
     assert cli(["config", "set", "note_label", "PreProduct", "--db", str(connected)]).code == 0
-    gc.collect()
     assert not Path(f"{connected}-wal").exists()
     return connected
 
@@ -138,7 +136,6 @@ def test_writing_commands_still_refuse_a_read_only_state_file(cli, state, checks
 @pytest.mark.parametrize("what", ["file", "directory"])
 def test_history_and_explain_work_on_a_state_file_they_cannot_write(args, what, cli, state):
     assert cli(["scan", "--db", str(state)]).code == 0
-    gc.collect()
     before = _listing(state.parent)
 
     with unwritable(state if what == "file" else state.parent):

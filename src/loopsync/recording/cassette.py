@@ -74,12 +74,18 @@ def describe(request: Any) -> str:
 # --- the YAML format -----------------------------------------------------------------
 
 
-class _Dumper(yaml.SafeDumper):
+# libyaml's C emitter and parser, where PyYAML was built with it: replaying a cassette spent
+# most of its time in the pure-Python parser. Both write and read the same YAML.
+_SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Dumper(_SafeDumper):
     def ignore_aliases(self, data: Any) -> bool:
         return True  # a repeated value is written out again, not as an &anchor a reader must chase
 
 
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+def _str(dumper: Any, value: str) -> yaml.Node:
     # GraphQL documents read as documents, not as one escaped line.
     style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
@@ -203,6 +209,8 @@ class Serializer:
             "interactions": rec.scrubber.deep(interactions),
         }
         text = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
+        # libyaml ends some documents with an explicit "..." that the Python emitter leaves out.
+        text = text.removesuffix("...\n")
         leaks = rec.scrubber.leaks(text)
         if leaks:  # the hooks above should make this impossible; never write a secret to disk
             raise RuntimeError(f"refusing to save a cassette that still holds {', '.join(leaks)}")
@@ -210,7 +218,7 @@ class Serializer:
 
     def deserialize(self, text: str) -> dict:
         try:
-            doc = yaml.safe_load(text) or {}
+            doc = yaml.load(text, Loader=_SafeLoader) or {}
         except yaml.YAMLError:
             raise ConfigError(f"{self.recorder.path} is not readable YAML; it cannot be replayed.") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:

@@ -151,7 +151,7 @@ def _parse_once(text: str, label: str, json_only: bool) -> dict[str, Any]:
     """Parsed once per text: the demo store is built for most tests, and PyYAML takes ~40 ms
     to read it where a deep copy takes under 1 ms. A file that does not parse raises each time."""
     try:
-        data = json.loads(text) if json_only else yaml.safe_load(text)
+        data = json.loads(text) if json_only else yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except json.JSONDecodeError as exc:
         raise ScenarioError(f"{label}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     except yaml.YAMLError as exc:
