@@ -15,7 +15,7 @@ from typing import Any
 from loopsync import detect, guard, history
 from loopsync.errors import ApiError, NotFoundError
 from loopsync.loop import LoopClient
-from loopsync.models import Order, VariantInfo
+from loopsync.models import FulfillmentOrder, Order, VariantInfo
 from loopsync.reconcile import candidates, ledger, plan, returns
 from loopsync.settings import Settings
 from loopsync.shopify import ShopifyClient
@@ -83,29 +83,25 @@ def explain_order(
         },
         "line_items": _line_items(order, kind, variants, overrides, preorder, options),
         "window": steps.window,
-        "fulfillment_orders": [
-            {
-                "id": fo.id,
-                "status": fo.status,
-                "holds": [
-                    {
-                        "id": h.id,
-                        "handle": h.handle,
-                        "ours": h.is_loopsync,
-                        "app": h.app_name,
-                        "reason": h.reason,
-                        "reason_notes": h.reason_notes,
-                    }
-                    for h in fo.holds
-                ],
-            }
-            for fo in order.fulfillment_orders
-        ],
+        "fulfillment_orders": [_fulfillment_order(fo) for fo in order.fulfillment_orders],
         "loop_return": _loop_return(store, loop, order, kind, options, now),
         "ledger": _ledger(store, order.id),
         "next_scan": _next_scan(store, order, steps, view, options, loop_connected=loop is not None),
     }
 
+
+
+def _fulfillment_order(fo: FulfillmentOrder) -> dict[str, Any]:
+    """A fulfillment order with every hold on it, other apps' too: what a warehouse would see."""
+    return {
+        "id": fo.id,
+        "status": fo.status,
+        "holds": [
+            {"id": h.id, "handle": h.handle, "ours": h.is_loopsync, "app": h.app_name, "reason": h.reason,
+             "reason_notes": h.reason_notes}
+            for h in fo.holds
+        ],
+    }
 
 def _exchange_why(rule: str | None, options: Settings) -> str:
     if rule is None:

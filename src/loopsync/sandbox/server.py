@@ -314,6 +314,23 @@ def _subscribe_everything(sandbox: Sandbox, uri: str) -> list[str]:
         return done
 
 
+def _print_banner(sandbox: Sandbox, out: TextIO) -> None:
+    """Where everything is, and the fake credentials and environment to point loopsync at it."""
+    print(f"loopsync sandbox listening on {sandbox.url}", file=out)
+    print(f"  Shopify Admin GraphQL: {sandbox.url}/admin/api/{LATEST_VERSION}/graphql.json", file=out)
+    print(f"  Loop Returns API:      {sandbox.loop_url}/warehouse/return/list", file=out)
+    print(f"  State:                 {sandbox.url}/_sandbox/state", file=out)
+    if sandbox.faults is not None and sandbox.faults.active:
+        print(f"  Faults:                {sandbox.faults.describe()}", file=out)
+    print("Sandbox credentials (fake, for this sandbox only):", file=out)
+    for name, value in sandbox.credentials.items():
+        if value is not None:
+            print(f"  {name}: {value}", file=out)
+    print("Environment:", file=out)
+    for name, value in sandbox.env().items():
+        print(f"  export {name}={value}", file=out)
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 8787,
@@ -357,20 +374,7 @@ def serve(
             previous[signum] = signal.signal(signum, lambda *_: stop.set())
     try:
         _listen(sandbox, host, port)
-        creds = sandbox.credentials
-        print(f"loopsync sandbox listening on {sandbox.url}", file=out)
-        print(f"  Shopify Admin GraphQL: {sandbox.url}/admin/api/{LATEST_VERSION}/graphql.json", file=out)
-        print(f"  Loop Returns API:      {sandbox.loop_url}/warehouse/return/list", file=out)
-        print(f"  State:                 {sandbox.url}/_sandbox/state", file=out)
-        if sandbox.faults is not None and sandbox.faults.active:
-            print(f"  Faults:                {sandbox.faults.describe()}", file=out)
-        print("Sandbox credentials (fake, for this sandbox only):", file=out)
-        for name, value in creds.items():
-            if value is not None:
-                print(f"  {name}: {value}", file=out)
-        print("Environment:", file=out)
-        for name, value in sandbox.env().items():
-            print(f"  export {name}={value}", file=out)
+        _print_banner(sandbox, out)
         if webhooks_to is not None:
             topics = _subscribe_everything(sandbox, webhooks_to)
             print(f"Webhooks:              {', '.join(topics)} -> {webhooks_to}", file=out)
