@@ -19,7 +19,6 @@ Answers, for an operator reading Shopify's delivery log:
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import UTC, datetime
 
 from starlette.applications import Starlette
@@ -29,6 +28,7 @@ from starlette.routing import Route
 
 from loopsync.errors import LoopsyncError
 from loopsync.serve.metrics import Metrics
+from loopsync.serve.supervisor import WorkerProcess
 from loopsync.serve.verify import verified
 from loopsync.serve.worker import TOPICS
 from loopsync.store import Store
@@ -68,11 +68,10 @@ def current_secrets(store: Store, now: datetime) -> list[str]:
 
 class _Receiver:
     """The routes' handlers. ``store`` is used from the event loop's thread only (SQLite
-    connections are per thread); ``wake`` tells the worker a delivery is waiting."""
+    connections are per thread); ``worker.wake()`` tells the worker process a delivery is waiting."""
 
-    def __init__(self, store: Store, shop: str, metrics: Metrics, wake: threading.Event) -> None:
-        self.store, self.shop, self.metrics, self.wake = store, shop, metrics, wake
-
+    def __init__(self, store: Store, shop: str, metrics: Metrics, worker: WorkerProcess) -> None:
+        self.store, self.shop, self.metrics, self.worker = store, shop, metrics, worker
 
     def reject(self, reason: str, status: int, webhook_id: str | None, topic: str | None) -> Response:
         self.metrics.rejected.labels(reason=reason).inc()
@@ -122,7 +121,7 @@ class _Receiver:
             log.info("delivery %s %s: ignored (loopsync does not act on this topic)", webhook_id, topic)
             return JSONResponse({"ignored": "loopsync does not act on this topic"})
         log.info("delivery %s %s: accepted", webhook_id, topic)
-        self.wake.set()
+        self.worker.wake()
         return JSONResponse({"accepted": True})
 
     async def healthz(self, _request: Request) -> Response:
@@ -136,6 +135,12 @@ class _Receiver:
             )
         if not conn.webhook_secret:
             return JSONResponse({"status": "unavailable", "reason": "no webhook secret is stored"}, status_code=503)
+        if not self.worker.alive:
+            # Deliveries are still taken (the inbox keeps them); serve is starting another worker.
+            return JSONResponse(
+                {"status": "unavailable", "reason": "the worker process is not running; serve is restarting it"},
+                status_code=503,
+            )
         return JSONResponse({"status": "ok", "shop": conn.shop, "loop_connected": conn.loop_connected})
 
     async def prometheus(self, _request: Request) -> Response:
@@ -143,9 +148,9 @@ class _Receiver:
         return Response(text, media_type=content_type)
 
 
-def build_app(store: Store, shop: str, metrics: Metrics, wake: threading.Event) -> Starlette:
+def build_app(store: Store, shop: str, metrics: Metrics, worker: WorkerProcess) -> Starlette:
     """The ASGI app: the webhook route, /healthz and /metrics."""
-    r = _Receiver(store, shop, metrics, wake)
+    r = _Receiver(store, shop, metrics, worker)
     return Starlette(
         routes=[
             Route(WEBHOOK_PATH, r.shopify_webhook, methods=["POST"]),

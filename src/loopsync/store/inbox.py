@@ -77,9 +77,13 @@ class Inbox(Part):
         return cursor.rowcount > 0
 
     @sql_errors
-    def pending(self, limit: int = 100) -> list[Delivery]:
-        """Pending deliveries, oldest first."""
-        rows = self._all("SELECT * FROM inbox WHERE state = ? ORDER BY id LIMIT ?", [InboxState.PENDING.value, limit])
+    def pending_after(self, after_id: int, limit: int = 100) -> list[Delivery]:
+        """Pending deliveries newer than ``after_id``, oldest first: what the worker has not taken yet
+        (ids only grow: AUTOINCREMENT never hands out a deleted row's id again)."""
+        rows = self._all(
+            "SELECT * FROM inbox WHERE state = ? AND id > ? ORDER BY id LIMIT ?",
+            [InboxState.PENDING.value, after_id, limit],
+        )
         return [Delivery(**r) for r in rows]
 
     @sql_errors
