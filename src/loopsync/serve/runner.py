@@ -33,7 +33,7 @@ import uvicorn
 
 from loopsync import service
 from loopsync.errors import ConfigError, LoopsyncError
-from loopsync.serve.app import WEBHOOK_PATH, build_app
+from loopsync.serve.app import WEBHOOK_PATH, InboxWriter, build_app
 from loopsync.serve.logs import log, setup_logging
 from loopsync.serve.metrics import Metrics
 from loopsync.serve.supervisor import WorkerProcess
@@ -105,8 +105,9 @@ def run(db: Path, *, host: str, port: int, scan_every: float) -> None:
         metrics = Metrics(depth)
         sock = _listen(host, port)
         worker = WorkerProcess(Path(db), scan_every, metrics, stop)
+        writer = InboxWriter(lambda: service.open_store(db))
         config = uvicorn.Config(
-            build_app(store, conn.shop, metrics, worker),
+            build_app(store, conn.shop, metrics, writer, worker),
             log_level="warning",
             access_log=False,
             lifespan="off",
@@ -123,6 +124,7 @@ def run(db: Path, *, host: str, port: int, scan_every: float) -> None:
             server.run(sockets=[sock])
         finally:
             stop.set()
+            writer.close()
             worker.shutdown()
             sock.close()
         if worker.failed is not None:
