@@ -29,6 +29,7 @@ import signal
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from loopsync import service
@@ -37,6 +38,10 @@ from loopsync.exit_codes import ExitCode
 from loopsync.interrupts import StopRequested
 from loopsync.serve.logs import log, setup_logging
 from loopsync.serve.worker import Worker
+
+#: How long the inbox keeps a delivery after it was done (or ignored): long enough to look into
+#: last week's deliveries with `sqlite3`, short enough that a busy store's state file stays small.
+INBOX_KEEP_DAYS = 7
 
 
 class Relay:
@@ -73,7 +78,8 @@ class Scanner:
 
     serve holds the scan lock (``<db>.lock``) only while its own scan runs, and takes it
     without waiting: when a cron `scan` has it, this scan is skipped (logged), since that
-    scan does the same work.
+    scan does the same work. After each, deliveries done more than INBOX_KEEP_DAYS ago
+    are deleted from the inbox, so a busy store's state file does not grow without end.
     """
 
     def __init__(self, db: Path, events: Relay, stop: threading.Event, every: float, after: threading.Event) -> None:
@@ -87,8 +93,20 @@ class Scanner:
             if self.stop.is_set():
                 return
             self.scan(store, "catch-up")
+            self.prune(store)
             while self.every > 0 and not self.stop.wait(self.every):
                 self.scan(store, "periodic")
+                self.prune(store)
+
+    def prune(self, store) -> None:
+        before = (datetime.now(UTC) - timedelta(days=INBOX_KEEP_DAYS)).isoformat()
+        try:
+            gone = store.inbox.prune(before)
+        except LoopsyncError as exc:
+            log.warning("inbox: could not delete old deliveries (%s)", exc.message)
+            return
+        if gone:
+            log.info("inbox: deleted %d deliveries done more than %d days ago", gone, INBOX_KEEP_DAYS)
 
     def _check(self) -> None:
         if self.stop.is_set():

@@ -142,6 +142,19 @@ class Inbox(Part):
         return int(row["n"]) if row else 0
 
     @sql_errors
+    def prune(self, before: str) -> int:
+        """Delete the deliveries done or ignored before ``before`` (an ISO time); how many went.
+
+        Failed ones stay: each is a delivery the worker gave up on, for a person to look at.
+        """
+        with self.transaction():
+            cursor = self.db.execute(
+                "DELETE FROM inbox WHERE state IN (?, ?) AND processed_at < ?",
+                [InboxState.DONE.value, InboxState.IGNORED.value, before],
+            )
+        return cursor.rowcount
+
+    @sql_errors
     def last(self) -> Delivery | None:
         row = self._one("SELECT * FROM inbox ORDER BY id DESC LIMIT 1")
         return Delivery(**row) if row else None
