@@ -23,6 +23,7 @@ worker exits with that code; serve then stops too.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -42,6 +43,8 @@ from loopsync.serve.worker import Worker
 #: How long the inbox keeps a delivery after it was done (or ignored): long enough to look into
 #: last week's deliveries with `sqlite3`, short enough that a busy store's state file stays small.
 INBOX_KEEP_DAYS = 7
+#: Added to the worker's niceness (the HTTP process keeps serve's own).
+WORKER_NICENESS = 10
 
 
 class Relay:
@@ -165,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--scan-every", type=float, default=0.0)
     args = parser.parse_args(argv)
+    with contextlib.suppress(OSError):
+        # On a busy machine the kernel runs serve's HTTP process first: an acknowledgement
+        # is due within Shopify's 5 s, a reconcile a moment later costs nothing.
+        os.nice(WORKER_NICENESS)
     setup_logging()
     events = Relay(os.dup(1))
     os.dup2(2, 1)
