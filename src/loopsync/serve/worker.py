@@ -53,11 +53,12 @@ MAX_ATTEMPTS = 5
 BATCH = 200
 #: How long a delivery that failed waits before it is tried again (an API outage, say).
 RETRY_DELAY = 5.0
-#: Reconcile threads. They spend nearly all their time waiting on Shopify and Loop; with 100 ms
-#: API answers, 8 kept exchanges 1.5 s behind at p50 and 16 brought p99 under 2 s (see the
-#: README's "Webhook latency"). Shopify's cost bucket is shared by them all (the transport backs
-#: off on THROTTLED), and Loop's 300 a minute with its Retry-After.
-CONCURRENCY = 16
+#: Reconcile threads. They spend nearly all their time waiting on Shopify and Loop. Measured
+#: against 16: the same figures (+100 ms answers: hold p99 0.38-0.40 s; the 500-delivery burst
+#: drained 11-13 s after its first post either way), so no more connections than needed.
+#: Shopify's cost bucket is shared by them all (the transport backs off on THROTTLED), and
+#: Loop's 300 a minute with its Retry-After.
+CONCURRENCY = 8
 #: A reconcile thread makes a new reconciler (connection, settings, clients) once its current
 #: one is this old, so a `connect`, `disconnect` or `config set` reaches the worker within a
 #: second, while a busy minute reuses the HTTP connections.
