@@ -5,12 +5,14 @@ the webhooks' doing."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -19,6 +21,7 @@ from loopsync import guard
 from loopsync.sandbox import activity, builders
 from loopsync.sandbox.faults import FaultPlan
 from loopsync.sandbox.scenarios import add_exchange
+from loopsync.store.part import iso
 from support.sandbox import sandbox_env
 from support.serve import WEBHOOK_SECRET, Served, hold_released_payload, order_payload
 from support.state import one
@@ -314,3 +317,73 @@ def test_healthz_is_503_with_a_reason_once_the_connection_is_gone(serve, webhook
 
     assert health.status_code == 503
     assert health.json() == {"status": "unavailable", "reason": "the state file holds no connection"}
+
+
+def worker_pid(served: Served) -> int:
+    return int(re.findall(r"worker process (\d+) started", served.log())[-1])
+
+
+def gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return any(line.split()[1] == "Z" for line in status if line.startswith("State:"))
+    except FileNotFoundError:
+        return True
+
+
+def test_a_killed_worker_process_is_restarted_and_its_delivery_done_once(serve, probe, webhook_db, sandbox):
+    served = serve()
+    first = worker_pid(served)
+    order = new_exchange(probe)
+    mark = probe.mark()
+    sandbox.app.faults = FaultPlan(slow=1.0, slow_seconds=0.3)
+    assert served.post("orders/create", order_payload(order)).status_code == 200
+    wait_until(lambda: one(webhook_db, "SELECT attempts FROM inbox") == 1)
+
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: requests.get(f"{served.url}/healthz", timeout=5).status_code == 503, timeout=1)
+    assert "worker process is not running" in requests.get(f"{served.url}/healthz", timeout=5).json()["reason"]
+    sandbox.app.faults = None
+
+    served.wait_for(r"worker process \d+ died \(SIGKILL\); starting another in 1 s")
+    served.wait_for(f"order {order.name}: held")
+    wait_until(lambda: probe.notes("#1001") and one(webhook_db, "SELECT state FROM inbox") == "done")
+    assert counts(probe, mark) == (1, 1, 1)
+    assert requests.get(f"{served.url}/healthz", timeout=5).status_code == 200
+    assert "loopsync_worker_restarts_total 1.0" in requests.get(f"{served.url}/metrics", timeout=5).text
+
+    # The worker dies with serve, however serve dies.
+    second = worker_pid(served)
+    served.stop(signal.SIGKILL)
+    wait_until(lambda: gone(second), timeout=3)
+
+
+def test_serve_exits_with_the_workers_failure_when_the_worker_cannot_go_on(serve, webhook_db):
+    served = serve()
+    con = sqlite3.connect(webhook_db)
+    con.execute("ALTER TABLE inbox RENAME TO inbox_elsewhere")
+    con.commit()
+    con.close()
+
+    # The worker polls the inbox at least once a second; it fails on the missing table, and serve with it.
+    assert served.proc.wait(timeout=10) == 2
+    assert f"Error: {webhook_db} is not a loopsync state file (its tables are missing)." in served.log()
+    assert "Traceback" not in served.log()
+
+
+def test_serves_scan_deletes_deliveries_done_more_than_a_week_ago(webhook_db, tmp_path):
+    con = sqlite3.connect(webhook_db)
+    rows = [("old-done", "done", "2000-01-01T00:00:00+00:00"), ("old-ignored", "ignored", "2000-01-01T00:00:00+00:00"),
+            ("old-failed", "failed", "2000-01-01T00:00:00+00:00"), ("recent-done", "done", iso(datetime.now(UTC)))]
+    con.executemany("INSERT INTO inbox (webhook_id, topic, shop, received_at, body, state, processed_at)"
+                    " VALUES (?, 'orders/create', 'x', '2000-01-01T00:00:00+00:00', '{}', ?, ?)", rows)
+    con.commit()
+    con.close()
+
+    served = Served(webhook_db, tmp_path / "serve.log", "--scan-every", "0").ready()
+    try:
+        served.wait_for("inbox: deleted 2 deliveries done more than 7 days ago")
+        kept = {row for (row,) in sqlite3.connect(webhook_db).execute("SELECT webhook_id FROM inbox")}
+        assert kept == {"old-failed", "recent-done"}
+    finally:
+        served.stop(signal.SIGKILL)

@@ -18,8 +18,11 @@ Answers, for an operator reading Shopify's delivery log:
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import queue
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from starlette.applications import Starlette
@@ -29,9 +32,11 @@ from starlette.routing import Route
 
 from loopsync.errors import LoopsyncError
 from loopsync.serve.metrics import Metrics
+from loopsync.serve.supervisor import WorkerProcess
 from loopsync.serve.verify import verified
 from loopsync.serve.worker import TOPICS
 from loopsync.store import Store
+from loopsync.store.inbox import NewDelivery
 from loopsync.store.part import parse_iso
 from loopsync.store.schema import InboxState
 
@@ -66,13 +71,76 @@ def current_secrets(store: Store, now: datetime) -> list[str]:
     return secrets
 
 
+class InboxWriter:
+    """Commits deliveries to the inbox for the event loop, from a thread with its own connection.
+
+    While one commit waits for the write lock (the worker process writes too), the event
+    loop goes on reading requests, and everything that arrived meanwhile is committed in
+    the next transaction: one lock wait and one fsync for the lot, each delivery still
+    committed before its answer.
+    """
+
+    def __init__(self, open_store: Callable[[], Store]) -> None:
+        self._queue: queue.Queue = queue.Queue()
+        self._open_store = open_store
+        self._thread = threading.Thread(target=self._run, name="loopsync-inbox-writer", daemon=True)
+        self._thread.start()
+
+    async def add(self, delivery: NewDelivery) -> bool:
+        """True once committed; False for a webhook id already there; LoopsyncError when it cannot be written."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self._queue.put((delivery, done, loop))
+        return await done
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        store: Store | None = None
+        try:
+            while (first := self._queue.get()) is not None:
+                batch = [first]
+                while True:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        self._queue.put(None)  # close() after this batch
+                        break
+                    batch.append(item)
+                try:
+                    if store is None:
+                        store = self._open_store()
+                    outcome: list[bool] | LoopsyncError = store.inbox.add_many([d for d, _f, _l in batch])
+                except LoopsyncError as exc:
+                    outcome = exc
+                for i, (_d, done, loop) in enumerate(batch):
+                    loop.call_soon_threadsafe(_settle, done, outcome if isinstance(outcome, LoopsyncError)
+                                              else outcome[i])
+        finally:
+            if store is not None:
+                store.close()
+
+
+def _settle(done: asyncio.Future, outcome: bool | LoopsyncError) -> None:
+    if done.cancelled():  # the client went away; the row is committed all the same
+        return
+    if isinstance(outcome, LoopsyncError):
+        done.set_exception(outcome)
+    else:
+        done.set_result(outcome)
+
+
 class _Receiver:
     """The routes' handlers. ``store`` is used from the event loop's thread only (SQLite
-    connections are per thread); ``wake`` tells the worker a delivery is waiting."""
+    connections are per thread), for reads; deliveries are written by ``writer``, and
+    ``worker.wake()`` tells the worker process one is waiting."""
 
-    def __init__(self, store: Store, shop: str, metrics: Metrics, wake: threading.Event) -> None:
-        self.store, self.shop, self.metrics, self.wake = store, shop, metrics, wake
-
+    def __init__(self, store: Store, shop: str, metrics: Metrics, writer: InboxWriter, worker: WorkerProcess) -> None:
+        self.store, self.shop, self.metrics, self.writer, self.worker = store, shop, metrics, writer, worker
 
     def reject(self, reason: str, status: int, webhook_id: str | None, topic: str | None) -> Response:
         self.metrics.rejected.labels(reason=reason).inc()
@@ -101,7 +169,7 @@ class _Receiver:
             return self.reject("headers", 400, webhook_id, topic)
         acted_on = topic in TOPICS
         try:
-            added = self.store.inbox.add(
+            added = await self.writer.add(NewDelivery(
                 webhook_id=webhook_id,
                 topic=topic,
                 shop=domain,
@@ -109,7 +177,7 @@ class _Receiver:
                 triggered_at=_header_text(request, "x-shopify-triggered-at", 64),
                 event_id=_header_text(request, "x-shopify-event-id"),
                 state=InboxState.PENDING if acted_on else InboxState.IGNORED,
-            )
+            ))
         except LoopsyncError:
             # Not acknowledged, so Shopify delivers it again: nothing is lost.
             return self.reject("state_file", 503, webhook_id, topic)
@@ -122,7 +190,7 @@ class _Receiver:
             log.info("delivery %s %s: ignored (loopsync does not act on this topic)", webhook_id, topic)
             return JSONResponse({"ignored": "loopsync does not act on this topic"})
         log.info("delivery %s %s: accepted", webhook_id, topic)
-        self.wake.set()
+        self.worker.wake()
         return JSONResponse({"accepted": True})
 
     async def healthz(self, _request: Request) -> Response:
@@ -136,6 +204,12 @@ class _Receiver:
             )
         if not conn.webhook_secret:
             return JSONResponse({"status": "unavailable", "reason": "no webhook secret is stored"}, status_code=503)
+        if not self.worker.alive:
+            # Deliveries are still taken (the inbox keeps them); serve is starting another worker.
+            return JSONResponse(
+                {"status": "unavailable", "reason": "the worker process is not running; serve is restarting it"},
+                status_code=503,
+            )
         return JSONResponse({"status": "ok", "shop": conn.shop, "loop_connected": conn.loop_connected})
 
     async def prometheus(self, _request: Request) -> Response:
@@ -143,9 +217,9 @@ class _Receiver:
         return Response(text, media_type=content_type)
 
 
-def build_app(store: Store, shop: str, metrics: Metrics, wake: threading.Event) -> Starlette:
+def build_app(store: Store, shop: str, metrics: Metrics, writer: InboxWriter, worker: WorkerProcess) -> Starlette:
     """The ASGI app: the webhook route, /healthz and /metrics."""
-    r = _Receiver(store, shop, metrics, wake)
+    r = _Receiver(store, shop, metrics, writer, worker)
     return Starlette(
         routes=[
             Route(WEBHOOK_PATH, r.shopify_webhook, methods=["POST"]),

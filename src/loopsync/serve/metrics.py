@@ -2,6 +2,12 @@
 
 Its own registry: the process-wide default one would add the client library's process
 and platform collectors, and two servers in one test process would share counters.
+
+The registry lives in the HTTP process. What the worker process counts (reconciles, its
+errors, the exchange-to-hold latency, scans) reaches it as events on a pipe
+(``worker_main.Relay`` → :meth:`Metrics.apply`): simpler than prometheus-client's
+multiprocess mode, which cannot serve the inbox depth gauge's live function and needs a
+directory of memory-mapped files cleaned up after every kill.
 """
 
 from __future__ import annotations
@@ -59,6 +65,25 @@ class Metrics:
             "loopsync_last_scan_ok", "1 when serve's last scan finished ok or pending, else 0.", registry=r
         )
         self.scans = Counter("loopsync_scans", "Scans serve ran or skipped, by outcome.", ["outcome"], registry=r)
+        self.worker_restarts = Counter(
+            "loopsync_worker_restarts", "Times serve started its worker process again after it died.", registry=r
+        )
+
+    def apply(self, event: dict) -> None:
+        """One event from the worker process (see ``serve.worker_main.Relay``); unknown ones are ignored."""
+        kind = event.get("event")
+        if kind == "reconciled":
+            self.orders_reconciled.inc()
+        elif kind == "error":
+            self.worker_errors.inc()
+        elif kind == "latency" and isinstance(event.get("seconds"), int | float):
+            self.latency.observe(event["seconds"])
+        elif kind == "scan" and isinstance(event.get("outcome"), str):
+            outcome = event["outcome"]
+            self.scans.labels(outcome=outcome).inc()
+            if outcome != "skipped" and isinstance(event.get("at"), int | float):
+                self.last_scan.set(event["at"])
+                self.last_scan_ok.set(1 if outcome in ("ok", "pending") else 0)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
