@@ -54,6 +54,9 @@ def _preload() -> None:
     command = loopsync.cli._command()  # the Click tree, which main() would otherwise build in every child
     # Typer coerces parameters through pydantic, imported on the first parse: 0.15 s a child.
     command.commands["scan"].make_context("scan", ["--db", os.devnull, "--dry-run"])
+    # `status`, and `serve` (tests/support/serve.py) with Starlette, uvicorn and prometheus-client.
+    import loopsync.serve.app  # noqa: F401
+    import loopsync.serve.runner  # noqa: F401
     import loopsync.status  # noqa: F401
 
 
