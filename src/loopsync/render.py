@@ -1,6 +1,10 @@
 """Everything loopsync shows a person (Rich) or a script (--json).
 
 Data goes to stdout, messages to stderr. ``--json`` prints exactly one document.
+
+Why one module of about 520 lines: it is the one place that knows how output looks (the
+console, the colours, the table style, the JSON rules), a function or two per command;
+split by command, each part would import the same conventions and drift from them.
 """
 
 from __future__ import annotations
