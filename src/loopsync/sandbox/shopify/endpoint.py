@@ -168,6 +168,9 @@ class ShopifyGraphQL:
             result = execute(self.schema, document, context_value=ctx, variable_values=request.variables,
                              operation_name=request.operation_name, field_resolver=self._resolve,
                              type_resolver=self._resolve_type)
+            if operation.operation == OperationType.MUTATION:
+                # A mutation may change an order in place; no cached orders search outlives it.
+                self.world.changed()
         actual = query_cost(self.schema, document, request.operation_name, coerced, result.data, actual=True)
         self.limiter.refund(app.id, max(requested - actual, 0))
         payload: dict[str, Any] = {}
