@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from loopsync import detect
 from loopsync.models import Order, PreorderPlan, VariantInfo
@@ -55,12 +56,16 @@ def gather(
     """Fill in ``report``'s counts and cursor; return the orders to reconcile."""
     wanted: set[str] = set()
     newest: datetime | None = None
+    # Asked of every order in the window, so the settings are looked up once, not per order.
+    recognise = partial(detect.exchange_kind, name_prefix=options.exchange_name_prefix,
+                        exchange_tag=options.exchange_tag, native_tag=options.native_exchange_tag)
     for summary in shopify.iter_order_summaries(updated_since=report.since, sort_key="UPDATED_AT"):
         stop()
         report.orders_seen += 1
         seen(report.orders_seen)
-        newest = summary.updated_at if newest is None or summary.updated_at > newest else newest
-        if exchange_kind(summary, options) is not None:
+        if newest is None or summary.updated_at > newest:
+            newest = summary.updated_at
+        if recognise(summary) is not None:
             wanted.add(summary.id)
     report.new_cursor = newest
 
