@@ -288,6 +288,11 @@ class LogEntry:
     operation: str | None = None  # GraphQL operation name or mutation field(s)
     mutations: list[str] = field(default_factory=list)
     fault: str | None = None
+    # A GraphQL answer's extensions.cost figures, and whether it was THROTTLED: what a benchmark
+    # of a process it cannot look into (`loopsync serve`) reads its Shopify costs from.
+    requested_cost: float | None = None
+    actual_cost: float | None = None
+    throttled: bool = False
 
 
 class World:
