@@ -175,7 +175,7 @@ def test_a_release_wave_releases_while_it_still_reads_the_shipped_orders(connect
     from support.cli import held_orders
 
     world = sandbox.world
-    generated = generate_store(world, orders=120, exchange_share=0.15, preorder_share=1.0, seed=5)
+    generated = generate_store(world, orders=70, exchange_share=0.2, preorder_share=1.0, seed=5)
     assert cli(["scan", "--db", str(connected)]).code == 0
     held = held_orders(cli, connected)
     assert len(held) > 12  # more than one orders-by-id request's worth (10)
