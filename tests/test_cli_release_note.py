@@ -63,17 +63,66 @@ def test_a_release_by_hand_posts_the_release_note_once(cli, connected, probe):
 
 
 def test_a_release_note_already_in_loop_is_not_posted_again(cli, connected, probe):
-    """Loop's notes list counts as much as the ledger (someone, or an older state file, posted it)."""
-    assert _scan(cli, connected).code == 0
+    """Loop's notes list counts as much as the ledger: an older state file held this order (its tag
+    is still there) and posted both notes; this one posts neither."""
     ret = probe.loop_return_for("#1086")
     with probe.world.lock:
-        ret.notes.append(LoopNote(id=probe.world.next_note_id(), content=RELEASE_NOTE, created_at=probe.world.now()))
+        for content in (JACKET_NOTE, RELEASE_NOTE):
+            ret.notes.append(LoopNote(id=probe.world.next_note_id(), content=content, created_at=probe.world.now()))
+        probe.order("EXC-1086-1").tags.append("pre-order")
+        probe.world.changed()
     mark = probe.mark()
+    assert _scan(cli, connected).code == 0
+    assert probe.our_holds("EXC-1086-1")
 
     result = cli(["release", "EXC-1086-1", "--yes", "--db", str(connected)])
 
     assert result.code == 0, result.output
-    assert _note_posts(probe, mark) == []
+    assert [p for p in _note_posts(probe, mark) if f"/return/{ret.id}/" in p] == []
+    assert probe.notes("#1086") == [JACKET_NOTE, RELEASE_NOTE]
+
+
+def _notes_reads(probe, mark: int) -> list[str]:
+    return [p for p in probe.loop_requests(mark) if p.endswith("/notes")]
+
+
+def test_a_release_the_ledger_vouches_for_posts_its_note_without_reading_the_notes(cli, connected, probe):
+    """A release wave cost two Loop requests a release: the notes list, then the note. Where this
+    state file posted the pre-order note itself (the list had no release note) and placed the hold
+    it now releases, nobody can have posted the release note since: one request."""
+    assert _scan(cli, connected).code == 0
+    probe.world.take_off_preorder(probe.variant("JKT-L-PRE"))
+    mark = probe.mark()
+
+    assert _scan(cli, connected).code == 0
+
+    assert len(_note_posts(probe, mark)) == 2
+    assert _notes_reads(probe, mark) == []
+    assert probe.notes("#1086") == [JACKET_NOTE, RELEASE_NOTE]
+    assert probe.notes("#1092") == [JACKET_NOTE, RELEASE_NOTE]
+
+
+def test_a_hold_placed_after_the_pre_order_note_leaves_the_release_note_to_the_notes_list(cli, connected, probe):
+    """A hold placed after the note (here: put back after someone lifted ours in the admin) proves
+    nothing about the time between: the notes list is read, and a release note found is not repeated."""
+    assert _scan(cli, connected).code == 0
+    order = probe.order("EXC-1086-1")
+    with probe.world.lock:
+        for fo in probe.fulfillment_orders("EXC-1086-1"):
+            fo.holds.clear()
+            fo.status = "OPEN"
+        probe.world.touch_order(order.id)
+        ret = probe.loop_return_for("#1086")
+        ret.notes.append(LoopNote(id=probe.world.next_note_id(), content=RELEASE_NOTE, created_at=probe.world.now()))
+    assert _scan(cli, connected).code == 0
+    assert probe.our_holds("EXC-1086-1")  # put back
+    probe.world.take_off_preorder(probe.variant("JKT-L-PRE"))
+    mark = probe.mark()
+
+    assert _scan(cli, connected).code == 0
+
+    assert not probe.our_holds("EXC-1086-1")
+    assert _notes_reads(probe, mark) == [f"/api/v1/warehouse/return/{ret.id}/notes"]
     assert probe.notes("#1086") == [JACKET_NOTE, RELEASE_NOTE]
 
 

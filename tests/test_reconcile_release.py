@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from loopsync.sandbox.world import World
 
 
@@ -164,3 +166,36 @@ def test_a_plan_edited_off_preorder_in_place_is_released_once_the_last_full_read
         db.execute("UPDATE variant_facts SET read_at = ?", [day_old])
     assert cli(["scan", "--db", str(connected)]).code == 0
     assert _our_handles(world, "EXC-1086-1") == [] and _our_handles(world, "EXC-1092-1") == []
+
+
+def test_a_release_wave_releases_while_it_still_reads_the_shipped_orders(connected, cli, sandbox):
+    """All reads first spent Shopify's bucket and then Loop's limit one after the other: a wave of
+    300 took twice its bound. The shipped orders are read a request at a time as the scan gets to them."""
+    from loopsync.sandbox.generator import generate_store
+    from support.cli import held_orders
+
+    world = sandbox.world
+    generated = generate_store(world, orders=70, exchange_share=0.2, preorder_share=1.0, seed=5)
+    assert cli(["scan", "--db", str(connected)]).code == 0
+    held = held_orders(cli, connected)
+    assert len(held) > 12  # more than one orders-by-id request's worth (10)
+    # Past the scan that re-reads the orders our holds and tags updated, as an hour of store activity does.
+    world.advance(timedelta(hours=1))
+    assert cli(["scan", "--db", str(connected)]).code == 0
+    world.advance(timedelta(hours=1))
+    world.touch_order(world.order_by_name("#1001").id)
+    assert cli(["scan", "--db", str(connected)]).code == 0
+    for variant in [*generated.preorder_variant_ids, _variant(world, "JKT-L-PRE"), _variant(world, "BOOT-10-PRE")]:
+        world.take_off_preorder(variant)
+    with world.lock:
+        mark = len(world.log)
+
+    assert cli(["scan", "--db", str(connected)]).code == 0
+
+    assert held_orders(cli, connected) == []
+    with world.lock:
+        ops = [e.operation for e in world.log[mark:] if e.api == "shopify"]
+    reads = [i for i, op in enumerate(ops) if op == "LoopsyncOrdersById"]
+    releases = [i for i, op in enumerate(ops) if op == "LoopsyncFulfillmentOrderReleaseHold"]
+    assert len(releases) == len(held) and len(reads) >= 2
+    assert releases[0] < reads[-1]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 # Every hold loopsync places carries this handle. Shopify makes a handle unique
 # per app per fulfillment order, so a retried or overlapping hold request can
@@ -85,9 +86,12 @@ class Order:
     cancelled: bool = False
 
 
-@dataclass(frozen=True)
-class OrderSummary:
-    """The scan's first-pass view of an order: enough to tell whether it is a Loop exchange."""
+class OrderSummary(NamedTuple):
+    """The scan's first-pass view of an order: enough to tell whether it is a Loop exchange.
+
+    A scan makes one for every order in its window: a NamedTuple is built in under half the
+    time of a frozen dataclass, and is as immutable.
+    """
 
     id: str
     name: str

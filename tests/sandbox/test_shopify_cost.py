@@ -43,6 +43,9 @@ def test_actual_cost_uses_returned_sizes(gql, world, store):
     assert cost["actualQueryCost"] == 2 + 1 * (1 + 2 + 2)  # one order with two line items
     status = cost["throttleStatus"]
     assert status == {"maximumAvailable": 2000.0, "currentlyAvailable": 2000 - 7, "restoreRate": 100.0}
+    # The sandbox's log keeps the figures: a benchmark of `loopsync serve` reads its costs there.
+    entry = world.log[-1]
+    assert (entry.requested_cost, entry.actual_cost, entry.throttled) == (2 + 50 * 13, 7, False)
 
 
 def test_single_query_limit(gql, store):
@@ -69,6 +72,7 @@ def test_burst_is_throttled_until_the_bucket_refills(gql, world, store):
             "maximumAvailable": 50.0, "currentlyAvailable": 0, "restoreRate": 10.0}}},
     }
     assert world.mutation_count() == before  # a throttled mutation does nothing
+    assert (world.log[-1].requested_cost, world.log[-1].actual_cost, world.log[-1].throttled) == (10, None, True)
     world.advance(timedelta(milliseconds=900))
     assert gql(TAG, {"id": order.id})["errors"][0]["message"] == "Throttled"
     world.advance(timedelta(milliseconds=100))

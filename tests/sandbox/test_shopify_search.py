@@ -195,3 +195,42 @@ def test_page_size_is_capped_at_250(gql, many):
 def test_garbage_cursor_is_an_error(gql, many):
     payload = gql('{ orders(first: 2, after: "not-a-cursor") { nodes { id } } }')
     assert "Invalid cursor" in payload["errors"][0]["message"]
+
+
+def test_paging_filters_the_orders_once_not_once_a_page(gql, many, monkeypatch):
+    # Filtering and sorting every order for every page made a 100,000-order scan quadratic.
+    calls = []
+    evaluate = search.evaluate
+    monkeypatch.setattr(search, "evaluate", lambda *a: calls.append(1) or evaluate(*a))
+    got, pages = collect(gql, "tag:hot", sort="UPDATED_AT", first=50)
+    assert pages == 4 and len(got) == 200
+    assert len(calls) == 600  # one pass over the store, not one per page
+
+
+TAGS_ADD = """mutation($id: ID!, $tags: [String!]!) { tagsAdd(id: $id, tags: $tags) { userErrors { message } } }"""
+
+
+def test_a_reused_search_sees_every_change_made_between_pages(gql, world, many):
+    """Each page is what filtering the world as it is at that moment gives, whatever changed."""
+    by_name = {o.name: o for o in world.orders.values()}
+
+    def expected_after(cursor):
+        bound = search.pagination.decode_cursor(cursor)
+        keyed = sorted(((o.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ"), int(o.id.rsplit("/", 1)[1])), o.name)
+                       for o in world.orders.values() if any(t.lower() == "hot" for t in o.tags))
+        return [name for k, name in keyed if k > bound][:50]
+
+    changes = [
+        lambda: gql.data(TAGS_ADD, {"id": by_name["#1001"].id, "tags": ["hot"]}),  # in place, over HTTP
+        lambda: setattr(by_name["#1599"], "tags", []),  # a field assigned directly
+        lambda: (by_name["#1598"].tags.clear(), world.changed()),  # in place, and said so
+        lambda: add_order(world, "#2000", [{"variant_id": by_name["#1000"].line_items[0].variant_id}],
+                          tags=["hot"], created_at=NOW),
+        lambda: world.touch_order(by_name["#1003"].id),  # an order seen already comes round again
+    ]
+    page = gql.data(ORDERS_QUERY, {"q": "tag:hot", "sort": "UPDATED_AT", "first": 50})["orders"]
+    for change in changes:
+        change()
+        after = page["pageInfo"]["endCursor"]
+        page = gql.data(ORDERS_QUERY, {"q": "tag:hot", "sort": "UPDATED_AT", "first": 50, "after": after})["orders"]
+        assert [e["node"]["name"] for e in page["edges"]] == expected_after(after)

@@ -7,16 +7,17 @@ we still hold, wait on or were interrupted acting on, are then read in full.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from loopsync import detect
 from loopsync.models import Order, PreorderPlan, VariantInfo
 from loopsync.reconcile.plan import exchange_kind
 from loopsync.reconcile.report import ScanReport
 from loopsync.settings import Settings
-from loopsync.shopify import ShopifyClient
+from loopsync.shopify import ShopifyClient, cost
 from loopsync.store import Store
 
 
@@ -24,6 +25,10 @@ from loopsync.store import Store
 class Candidates:
     orders: list[Order] = field(default_factory=list)  # oldest first
     variants: dict[str, VariantInfo] = field(default_factory=dict)
+    # Held orders whose pre-order shipped, not read yet: ``read_shipped`` reads them a request's
+    # worth at a time as the scan reaches them, so a release wave's reads wait for Shopify's
+    # bucket while the releases before them spend Loop's limit, instead of all reads first.
+    shipped: list[str] = field(default_factory=list)
 
 
 def _utc(ts: datetime) -> datetime:
@@ -55,12 +60,16 @@ def gather(
     """Fill in ``report``'s counts and cursor; return the orders to reconcile."""
     wanted: set[str] = set()
     newest: datetime | None = None
+    # Asked of every order in the window, so the settings are looked up once, not per order.
+    recognise = partial(detect.exchange_kind, name_prefix=options.exchange_name_prefix,
+                        exchange_tag=options.exchange_tag, native_tag=options.native_exchange_tag)
     for summary in shopify.iter_order_summaries(updated_since=report.since, sort_key="UPDATED_AT"):
         stop()
         report.orders_seen += 1
         seen(report.orders_seen)
-        newest = summary.updated_at if newest is None or summary.updated_at > newest else newest
-        if exchange_kind(summary, options) is not None:
+        if newest is None or summary.updated_at > newest:
+            newest = summary.updated_at
+        if recognise(summary) is not None:
             wanted.add(summary.id)
     report.new_cursor = newest
 
@@ -104,12 +113,33 @@ def gather(
         for order_id, rows in holds_by_order.items()
         if order_id not in found and any(detect.release_needed(r.variant_ids, verdicts, overrides) for r in rows)
     }
-    if shipped:
-        more = _fetch(shopify, shipped, forget)
-        found.update(more)
-        variants.update(lookup_variants(shopify, options, more.values(), {}, known=variants, store=store, now=now))
     report.exchanges_seen = sum(1 for o in found.values() if exchange_kind(o, options) is not None)
-    return Candidates(sorted(found.values(), key=lambda o: (o.created_at, o.id)), variants)
+    return Candidates(sorted(found.values(), key=_oldest_first), variants, sorted(shipped))
+
+
+def _oldest_first(order: Order) -> tuple:
+    return order.created_at, order.id
+
+
+def read_shipped(
+    store: Store,
+    shopify: ShopifyClient,
+    options: Settings,
+    found: Candidates,
+    report: ScanReport,
+    *,
+    now: datetime,
+    forget: Callable[[str], None],
+) -> Iterator[tuple[list[Order], dict[str, VariantInfo]]]:
+    """``found.shipped`` in full, one orders-by-id request at a time (oldest first within it), with
+    the variant facts they need that ``found.variants`` lacks; counted into ``report`` as read."""
+    batch = cost.orders_page_size(250)
+    for start in range(0, len(found.shipped), batch):
+        more = _fetch(shopify, set(found.shipped[start : start + batch]), forget)
+        variants = lookup_variants(shopify, options, more.values(), {}, known=found.variants, store=store, now=now)
+        found.variants.update(variants)
+        report.exchanges_seen += sum(1 for o in more.values() if exchange_kind(o, options) is not None)
+        yield sorted(more.values(), key=_oldest_first), variants
 
 
 def _fetch(shopify: ShopifyClient, order_ids: set[str], forget: Callable[[str], None]) -> dict[str, Order]:

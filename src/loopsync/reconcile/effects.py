@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime
 from functools import partial
 
-from loopsync import failpoints, guard
+from loopsync import detect, failpoints, guard
 from loopsync.errors import ApiError, OutcomeUnknownError
 from loopsync.loop import LoopClient
 from loopsync.models import HOLD_HANDLE, Order
@@ -143,7 +143,7 @@ class Executor:
                 case AddTag():
                     self.add_tag(order, intent.tag, outcome)
                 case PostNote(kind="release"):
-                    self.post_note(order, intent.return_id, intent.content, outcome)
+                    self.post_note(order, intent.return_id, intent.content, outcome, release=True)
                 case PostNote():
                     self.pre_order_note(order, kind, intent, outcome)
                 case ClearReleaseNote():
@@ -276,6 +276,7 @@ class Executor:
             outcome.pending = f"Shopify refused to release the hold on {fo_id}: {message}"
             return
         self.done("release", action_id, {"hold_id": hold_id})
+        outcome.released_holds.add(hold_id)
         self.store.holds.mark_hold_released(fo_id, by=intent.by, at=self.clock())
         outcome.actions.append(Action("release", fo_id, intent.why))
         if outcome.decision in ("ignored", "no_preorder_items"):
@@ -322,6 +323,44 @@ class Executor:
         tag = self.options.preorder_tag.casefold()
         return held_by_us(order) or any(t.casefold() == tag for t in order.tags)
 
+    def release_note_may_exist(self, order: Order, return_id, content: str, outcome: OrderOutcome) -> bool:
+        """Whether the release note ``content`` can be on the return already.
+
+        The order is held, so ``note_may_exist`` always says yes, and a wave of releases would
+        pay two Loop requests each (the notes list, then the note). The ledger proves it cannot
+        be there when all of these hold:
+
+        - this state file never began posting it (a crash or a lost answer leaves an action);
+        - when this state file posted the pre-order note on this return, no release note was
+          there (the list it read had none, or nothing of loopsync's had touched the order): that
+          note's action says so (``release_note_absent``);
+        - every hold this pass released was placed by this state file before that note. Hold ids
+          are never reused, so each stood from then until this pass released it, and a loopsync
+          (any state file, any process) posts the release note only once it has lifted the last
+          of our holds on the order.
+
+        GUESS: Loop makes one exchange order per return, so no other order's release brings the
+        same return a release note. GUESS: releasing a hold that is no longer there is refused
+        (userErrors), so a release that succeeded found the hold in place.
+        """
+        if not outcome.released_holds:
+            return True
+        if self.store.ledger.last_action_for_key(f"note:{return_id}:{content}") is not None:
+            return True
+        actions = self.store.ledger.actions(order_id=order.id)
+        proof = next((a for a in actions if a.kind == "note" and a.status == "done" and a.target == str(return_id)
+                      and isinstance(a.result, dict) and a.result.get("release_note_absent")), None)
+        if proof is None:
+            return True
+        placed = {a.result.get("hold_id") for a in actions
+                  if a.kind == "hold" and a.status == "done" and a.id < proof.id and isinstance(a.result, dict)}
+        return not outcome.released_holds <= placed
+
+    def notes_to_read(self, order: Order, return_id, content: str, outcome: OrderOutcome, *, release: bool) -> bool:
+        if release:
+            return self.release_note_may_exist(order, return_id, content, outcome)
+        return self.note_may_exist(order, return_id, content)
+
     def return_for(self, order: Order, kind: str | None) -> int | str | None:
         """The Loop return the order's note goes on: the one recorded, else the one Loop has (or None)."""
         assert self.loop is not None and kind is not None
@@ -353,16 +392,18 @@ class Executor:
             gave_up_at=wait.gave_up_at,
         )
 
-    def post_note(self, order: Order, return_id, content: str, outcome: OrderOutcome) -> None:
+    def post_note(self, order: Order, return_id, content: str, outcome: OrderOutcome, *, release: bool = False
+                  ) -> None:
         """Post ``content`` on the return once: not if the ledger or Loop's own list already has it."""
         assert self.loop is not None
         if self.store.notes.note_recorded(return_id, content):
             return
-        if self.note_may_exist(order, return_id, content) and any(
-            n.content == content for n in self.loop.notes(return_id)
-        ):
-            self.store.notes.record_note(return_id, content, order_id=order.id)
-            return
+        listed = None
+        if self.notes_to_read(order, return_id, content, outcome, release=release):
+            listed = {n.content for n in self.loop.notes(return_id)}
+            if content in listed:
+                self.store.notes.record_note(return_id, content, order_id=order.id)
+                return
         # Loop's note is not idempotent: a failure Loop reports is "failed", one whose
         # outcome is unknown is verified from the notes list next pass, never resent blindly.
         loop = self.loop
@@ -371,7 +412,12 @@ class Executor:
             lambda: loop.create_note(return_id, content),
             refused="failed",
         )
-        self.done("note", action_id, {"return_id": return_id})
+        result: dict = {"return_id": return_id}
+        if not release and (listed is None or detect.release_note_text(self.options.note_label) not in listed):
+            # The list just read has no release note, or it was not read because nothing of
+            # loopsync's had touched the order: release_note_may_exist builds on this.
+            result["release_note_absent"] = True
+        self.done("note", action_id, result)
         self.store.notes.record_note(return_id, content, order_id=order.id)
         outcome.actions.append(Action("note", str(return_id), content))
 
@@ -425,6 +471,7 @@ class DryRun(Executor):
         for intent in intents:
             match intent:
                 case ReleaseHold():
+                    outcome.released_holds.add(intent.hold_id)
                     outcome.actions.append(
                         Action("release", intent.fulfillment_order_id, f"would release ({intent.why})", "planned")
                     )
@@ -435,7 +482,7 @@ class DryRun(Executor):
                 case AddTag():
                     outcome.actions.append(Action("tag", order.id, f"would add tag '{intent.tag}'", "planned"))
                 case PostNote(kind="release"):
-                    self.post_note(order, intent.return_id, intent.content, outcome)
+                    self.post_note(order, intent.return_id, intent.content, outcome, release=True)
                 case PostNote():
                     self.pre_order_note(order, kind, intent, outcome)
 
@@ -448,11 +495,12 @@ class DryRun(Executor):
             return
         self.post_note(order, return_id, intent.content, outcome)
 
-    def post_note(self, order: Order, return_id, content: str, outcome: OrderOutcome) -> None:
+    def post_note(self, order: Order, return_id, content: str, outcome: OrderOutcome, *, release: bool = False
+                  ) -> None:
         assert self.loop is not None
         # Loop's list, not the ledger, says whether the note is there: what a real run would find,
         # read where a real run would read it.
-        if not (self.note_may_exist(order, return_id, content)
+        if not (self.notes_to_read(order, return_id, content, outcome, release=release)
                 and any(n.content == content for n in self.loop.notes(return_id))):
             outcome.actions.append(Action("note", str(return_id), f"would post: {content}", "planned"))
 

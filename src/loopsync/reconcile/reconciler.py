@@ -124,20 +124,29 @@ class Reconciler:
             forget=self.effects.forget_order,
             seen=observer.order_read,
         )
-        self._variants = found.variants
-        observer.reconciling(len(found.orders))
+        self._variants = dict(found.variants)
+        observer.reconciling(len(found.orders) + len(found.shipped))
         for order in found.orders:
-            self.effects.stop()
-            with self._order_in_hand(order.id) as waited:
-                if waited:
-                    # `serve` had this order in hand while the scan waited: what it did is
-                    # news, so plan from the order as it is now, not as the scan read it.
-                    order = self._reread(order.id)
-                    if order is None:
-                        continue
-                outcome = self.reconcile_order(order)
-            report.outcomes.append(outcome)
-            observer.reconciled(outcome, report.scan_id)
+            self._reconcile_in_scan(order, report, observer)
+        shipped = candidates.read_shipped(self.store, self.shopify, self.options, found, report, now=self.clock(),
+                                          forget=self.effects.forget_order)
+        for batch, variants in shipped:
+            self._variants.update(variants)
+            for order in batch:
+                self._reconcile_in_scan(order, report, observer)
+
+    def _reconcile_in_scan(self, order: Order, report: ScanReport, observer: ScanObserver) -> None:
+        self.effects.stop()
+        with self._order_in_hand(order.id) as waited:
+            if waited:
+                # `serve` had this order in hand while the scan waited: what it did is
+                # news, so plan from the order as it is now, not as the scan read it.
+                order = self._reread(order.id)
+                if order is None:
+                    return
+            outcome = self.reconcile_order(order)
+        report.outcomes.append(outcome)
+        observer.reconciled(outcome, report.scan_id)
 
     def _counters(self, report: ScanReport) -> dict[str, int]:
         return {

@@ -35,6 +35,9 @@ class OrderOutcome:
     waiting: str | None = None  # that wait, in a sentence
     # Pending, but an earlier scan already said so: listed by `status`, not news (exit 0).
     pending_told: bool = False
+    # The hold ids this pass released (or, in a dry run, would): what proves, with the ledger,
+    # that the release note cannot be on the return yet (effects.Executor.release_note_may_exist).
+    released_holds: set[str] = field(default_factory=set)
 
     @property
     def attention(self) -> str | None:

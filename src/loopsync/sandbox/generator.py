@@ -131,12 +131,14 @@ def _exchange(world: World, rng: random.Random, out: GeneratedStore, original: O
         out.orders.append(name)
         if "LE:Exchange" not in original.tags:
             original.tags.append("LE:Exchange")
+            world.changed()
     else:
         ret = builders.add_native_exchange(world, original.id, variant)
         ret.created_at = created
         world.fulfillment_orders[original.fulfillment_order_ids[-1]].created_at = created
         original.updated_at = created
         original.tags.append("Loop Exchange")
+        world.changed()
         link, name = original, original.name
         out.native_exchanges.append(name)
     if into_preorder:

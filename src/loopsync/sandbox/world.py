@@ -29,6 +29,26 @@ def gid_number(global_id: str) -> int:
     return int(global_id.rsplit("/", 1)[-1])
 
 
+# Every write to an order's or a return's fields, and every World.changed(), draws a fresh number
+# from here: an orders search cached at one number (sandbox/shopify/search.py) is stale at any other.
+# A number never repeats, so two threads writing at once still leave a number no cache was built at.
+_WRITES = itertools.count(1)
+_last_write = 0
+
+
+def _note_write() -> None:
+    global _last_write
+    _last_write = next(_WRITES)
+
+
+class _Tracked:
+    """Assigning any field of an instance counts as a change an orders search must see."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        _note_write()
+
+
 def iso(ts: datetime) -> str:
     """Shopify's DateTime format: UTC, second precision, trailing Z."""
     return ts.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -191,7 +211,7 @@ class ExchangeLineItem:
 
 
 @dataclass
-class ShopifyReturn:
+class ShopifyReturn(_Tracked):
     id: str
     name: str
     status: str  # ReturnStatus: REQUESTED OPEN CLOSED DECLINED CANCELED
@@ -200,7 +220,7 @@ class ShopifyReturn:
 
 
 @dataclass
-class Order:
+class Order(_Tracked):
     id: str
     name: str
     created_at: datetime
@@ -268,6 +288,11 @@ class LogEntry:
     operation: str | None = None  # GraphQL operation name or mutation field(s)
     mutations: list[str] = field(default_factory=list)
     fault: str | None = None
+    # A GraphQL answer's extensions.cost figures, and whether it was THROTTLED: what a benchmark
+    # of a process it cannot look into (`loopsync serve`) reads its Shopify costs from.
+    requested_cost: float | None = None
+    actual_cost: float | None = None
+    throttled: bool = False
 
 
 class World:
@@ -315,6 +340,9 @@ class World:
         self.webhook_switches: Any = None
 
         self.log: list[LogEntry] = []
+        # Orders searches by (query, sort, reverse[, now]): the revision they were built at, and the
+        # matching orders sorted with their keys. Kept by sandbox/shopify/search.py.
+        self.search_cache: dict[tuple, tuple] = {}
 
     # -- time and ids --
 
@@ -342,6 +370,16 @@ class World:
         with self.lock:
             self._frozen_now = at
             self._offset = timedelta(0)
+
+    def changed(self) -> None:
+        """Say that an order or return changed in place (``order.tags.append``), where no field
+        was assigned: assignments are seen on their own (``_Tracked``)."""
+        _note_write()
+
+    @property
+    def revision(self) -> tuple[int, int]:
+        """Differs whenever anything an orders search reads may have changed."""
+        return _last_write, len(self.orders)
 
     def next_id(self) -> int:
         return next(self._ids)

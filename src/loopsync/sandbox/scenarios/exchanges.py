@@ -150,6 +150,7 @@ def _add_separate(world: World, original: Order, spec: dict[str, Any], created: 
     }, where)
     if "LE:Exchange" not in original.tags:
         original.tags.append("LE:Exchange")
+        world.changed()
     variants = [li.variant_id for li in order.line_items if li.variant_id]
     return _Exchanged(order, list(order.fulfillment_order_ids), variants, link=order)
 
@@ -173,6 +174,7 @@ def _add_native(world: World, original: Order, spec: dict[str, Any], created: da
     for tag in (["Loop Exchange"] if tags is None else [str(t) for t in tags]):
         if tag not in original.tags:
             original.tags.append(tag)
+            world.changed()
     add_holds(world, fo_ids, spec.get("holds"), where)
     # GUESS: in native mode Loop's exchanges[] point at the original order (no source says).
     return _Exchanged(original, fo_ids, [line["variant_id"] for line in lines], link=original)

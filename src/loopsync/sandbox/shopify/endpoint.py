@@ -120,8 +120,16 @@ class ShopifyGraphQL:
     def handle(self, *, token: str | None, body: bytes, path: str = GRAPHQL_PATH
                ) -> tuple[int, dict[str, str], object]:
         status, headers, payload, operation, mutations = self._handle(token, body)
+        extensions = payload.get("extensions") if isinstance(payload, dict) else None
+        cost = extensions.get("cost") if isinstance(extensions, dict) else None
+        cost = cost if isinstance(cost, dict) else {}
+        errors = payload.get("errors") if isinstance(payload, dict) else None
+        throttled = any(isinstance(e, dict) and isinstance(e.get("extensions"), dict)
+                        and e["extensions"].get("code") == "THROTTLED" for e in errors or ())
         self.world.record(LogEntry(at=self.world.now(), api="shopify", method="POST", path=path, status=status,
-                                   operation=operation, mutations=mutations))
+                                   operation=operation, mutations=mutations,
+                                   requested_cost=cost.get("requestedQueryCost"), actual_cost=cost.get("actualQueryCost"),
+                                   throttled=throttled))
         return status, headers, payload
 
     def _handle(self, token: str | None, body: bytes) -> _Answer:
@@ -168,6 +176,9 @@ class ShopifyGraphQL:
             result = execute(self.schema, document, context_value=ctx, variable_values=request.variables,
                              operation_name=request.operation_name, field_resolver=self._resolve,
                              type_resolver=self._resolve_type)
+            if operation.operation == OperationType.MUTATION:
+                # A mutation may change an order in place; no cached orders search outlives it.
+                self.world.changed()
         actual = query_cost(self.schema, document, request.operation_name, coerced, result.data, actual=True)
         self.limiter.refund(app.id, max(requested - actual, 0))
         payload: dict[str, Any] = {}

@@ -15,7 +15,7 @@ from graphql import GraphQLError
 
 from loopsync.sandbox.shopify import rules, search, subscriptions
 from loopsync.sandbox.shopify.context import type_name_of
-from loopsync.sandbox.shopify.pagination import connection
+from loopsync.sandbox.shopify.pagination import connection, page
 from loopsync.sandbox.shopify.registry import Resolvers, ctx_of
 from loopsync.sandbox.shopify.scopes import NODE_SCOPES
 from loopsync.sandbox.webhooks import API_VERSION
@@ -107,12 +107,12 @@ def _nodes(_src, info, ids, **_):
 @QUERIES.field("QueryRoot", "orders")
 def _orders(_src, info, **args):
     world = ctx_of(info).world
+    sort_name = args.get("sortKey") or "PROCESSED_AT"
     try:
-        matches = search.order_matcher(args.get("query"), world)
+        ordered, keys = search.sorted_orders(world, args.get("query"), sort_name, ORDER_SORT_VALUES.get(sort_name))
     except search.SearchSyntaxError as exc:
         raise GraphQLError(str(exc)) from exc
-    items = [o for o in world.orders.values() if matches(o)]
-    return connection(items, args, ORDER_SORT_VALUES.get(args.get("sortKey") or "PROCESSED_AT"))
+    return page(ordered, keys, args)
 
 
 @QUERIES.field("QueryRoot", "products")

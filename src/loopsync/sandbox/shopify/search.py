@@ -19,7 +19,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from loopsync.sandbox.shopify import pagination
 from loopsync.sandbox.world import Order, World, gid_number
 
 
@@ -354,6 +356,40 @@ def evaluate(node: Node | None, order: Order, world: World) -> bool | None:
     return all(results) if isinstance(node, And) else any(results)
 
 
-def order_matcher(query: str | None, world: World) -> Callable[[Order], bool]:
+#: How many (query, sort) answers a world keeps: a scan pages through one or two at a time.
+CACHE_SIZE = 8
+
+
+def sorted_orders(world: World, query: str | None, sort_name: str,
+                  sort_value: Callable[[Order], Any] | None) -> tuple[list[Order], list[tuple]]:
+    """The orders matching ``query``, ascending by (sort value, id), with their keys (pagination.sort).
+
+    Paging through n orders asks this once a page: filtering and sorting every order each time
+    made a 100,000-order scan quadratic. The answer is kept until ``world.revision`` moves (any
+    order or return written, added, or changed in place) and reused while it stands, so it is
+    always what filtering the world as it is now would give. Call under ``world.lock``.
+    """
     tree = parse(query)
-    return lambda order: evaluate(tree, order, world) is not False
+    key: tuple = (query, sort_name)
+    if _mentions_now(tree):
+        key += (world.now(),)  # "now" moves on its own, with no write to see
+    revision = world.revision
+    cached = world.search_cache.get(key)
+    if cached is not None and cached[0] == revision:
+        return cached[1], cached[2]
+    ordered, keys = pagination.sort((o for o in world.orders.values() if evaluate(tree, o, world) is not False),
+                                    sort_value)
+    if key not in world.search_cache and len(world.search_cache) >= CACHE_SIZE:
+        del world.search_cache[next(iter(world.search_cache))]
+    world.search_cache[key] = (revision, ordered, keys)
+    return ordered, keys
+
+
+def _mentions_now(node: Node | None) -> bool:
+    if node is None:
+        return False
+    if isinstance(node, Term):
+        return node.value.strip().lower() == "now"
+    if isinstance(node, Not):
+        return _mentions_now(node.child)
+    return any(_mentions_now(c) for c in node.children)
