@@ -170,3 +170,18 @@ def test_exchanges_arriving_together_are_reconciled_side_by_side_while_shopify_a
     wait_until(lambda: all(probe.our_holds(c["order"]["name"]) for c in made), timeout=20, what="four holds")
 
     assert max(hold_latency(probe, c) for c in made) < 6
+
+
+def test_exchanges_arriving_together_take_turns_at_the_stores_cost_bucket(live, probe):
+    # A small bucket that eight reconcile threads could empty at once: each thread's clients
+    # must count what the others have in flight, not only the last throttleStatus they saw.
+    world = probe.world
+    with world.lock:
+        world.bucket_size, world.restore_rate = 200.0, 400.0
+    mark = probe.mark()
+    made = [exchange(probe) for _ in range(8)]
+    wait_until(lambda: all(probe.our_holds(c["order"]["name"]) and probe.notes(c["original"]) for c in made),
+               timeout=30, what="eight holds and notes")
+
+    shopify = [e for e in probe.entries(mark) if e.api == "shopify"]
+    assert shopify and [e.operation for e in shopify if e.throttled] == []

@@ -8,7 +8,6 @@ Creating a note is not idempotent: it is never retried once Loop may have seen i
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from urllib3.exceptions import NewConnectionError
 
 from loopsync import http
 from loopsync.errors import ApiError, CredentialsError, OutcomeUnknownError, TransientApiError
+from loopsync.limits import RequestWindow
 from loopsync.models import CallStats, LoopExchange, LoopNote, LoopReturn
 
 DEFAULT_BASE_URL = "https://api.loopreturns.com"
@@ -48,6 +48,7 @@ class LoopClient(http.RetryingClient):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        window: RequestWindow | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("a Loop API key is required")
@@ -62,7 +63,8 @@ class LoopClient(http.RetryingClient):
         self.clock = clock
         self.now = now
         self.stats = CallStats()
-        self._sent: deque[float] = deque()
+        # Shared by every client of serve's worker (limits.py): the limit is per key, not per client.
+        self.window = window or RequestWindow(REQUESTS_PER_MINUTE, clock)
 
     def __repr__(self) -> str:
         return f"LoopClient(base_url={self.base_url!r}, api_key=<redacted>)"
@@ -208,18 +210,11 @@ class LoopClient(http.RetryingClient):
         return {"X-Authorization": self._api_key}
 
     def _pace(self) -> None:
-        """Wait, if needed, so this client never sends more than Loop's per-minute limit."""
-        now = self.clock()
-        while self._sent and now - self._sent[0] >= 60:
-            self._sent.popleft()
-        if len(self._sent) >= REQUESTS_PER_MINUTE:
-            wait = 60 - (now - self._sent[0])
+        """Wait, if needed, so that this key never sends more than Loop's per-minute limit."""
+        wait = self.window.reserve()
+        if wait > 0:
             self.sleep(wait)
             self.stats.waited_seconds += wait
-            now = self.clock()
-            while self._sent and now - self._sent[0] >= 60:
-                self._sent.popleft()
-        self._sent.append(now)
 
     def _get(self, path: str, params: dict | None, operation: str) -> tuple[int, Any]:
         """(status, parsed body) of a GET, retried on transient failures; 401/403 raise."""

@@ -32,6 +32,7 @@ from loopsync.errors import ConfigError, CredentialsError, LockHeldError
 # bring requests, tenacity, graphql-core and sqlite-utils, which `loopsync --help`,
 # `--version` and `status` never need (benchmarks/startup.py measures the difference).
 if TYPE_CHECKING:
+    from loopsync.limits import SharedLimits
     from loopsync.loop import LoopClient
     from loopsync.reconcile import OrderOutcome, Reconciler, ScanReport
     from loopsync.shopify import ShopifyClient
@@ -146,7 +147,8 @@ def unset_setting(store: Store, key: str) -> str | None:
 
 
 def _shopify_client(
-    shop: str, creds: ShopifyCredentials, api_url: str | None, *, on_new_token=None, cached=None
+    shop: str, creds: ShopifyCredentials, api_url: str | None, *, on_new_token=None, cached=None,
+    limits: SharedLimits | None = None,
 ) -> ShopifyClient:
     from loopsync.shopify import ClientCredentials, ShopifyClient, StaticToken
 
@@ -163,14 +165,16 @@ def _shopify_client(
             now=clock.current().now,
         )
     c = clock.current()
-    return ShopifyClient(shop, auth, base_url=api_url, sleep=c.sleep, clock=c.monotonic)
+    return ShopifyClient(shop, auth, base_url=api_url, sleep=c.sleep, clock=c.monotonic,
+                         bucket=limits.shopify if limits else None)
 
 
-def _loop_client(api_key: str, api_url: str | None) -> LoopClient:
+def _loop_client(api_key: str, api_url: str | None, limits: SharedLimits | None = None) -> LoopClient:
     from loopsync.loop import LoopClient
 
     c = clock.current()
-    return LoopClient(api_key, base_url=api_url, now=c.now, clock=c.monotonic, sleep=c.sleep)
+    return LoopClient(api_key, base_url=api_url, now=c.now, clock=c.monotonic, sleep=c.sleep,
+                      window=limits.loop if limits else None)
 
 
 # -- connect / disconnect -------------------------------------------------------
@@ -389,9 +393,10 @@ def _cached_token(conn: Connection) -> tuple[str | None, datetime | None]:
 
 
 def clients(
-    store: Store, conn: Connection, *, keep_token: bool = True
+    store: Store, conn: Connection, *, keep_token: bool = True, limits: SharedLimits | None = None
 ) -> tuple[ShopifyClient, LoopClient | None]:
-    """``keep_token`` False: a read-only command, which must not write a renewed token either."""
+    """``keep_token`` False: a read-only command, which must not write a renewed token either.
+    ``limits``: rate limits shared with other clients of this process (serve's worker threads)."""
     creds = ShopifyCredentials(conn.shopify_token, conn.client_id, conn.client_secret)
 
     def persist(token: str, expires_at: datetime | None) -> None:
@@ -406,17 +411,18 @@ def clients(
         conn.shopify_api_url,
         on_new_token=persist,
         cached=_cached_token(conn),
+        limits=limits,
     )
     # Disconnect wins over everything: no key in the state file, no Loop client.
-    loop = _loop_client(conn.loop_api_key, conn.loop_api_url) if conn.loop_api_key else None
+    loop = _loop_client(conn.loop_api_key, conn.loop_api_url, limits) if conn.loop_api_key else None
     return shopify, loop
 
 
-def reconciler(store: Store, *, dry_run: bool = False) -> Reconciler:
+def reconciler(store: Store, *, dry_run: bool = False, limits: SharedLimits | None = None) -> Reconciler:
     from loopsync.reconcile import Reconciler
 
     conn = require_connection(store)
-    shopify, loop = clients(store, conn)
+    shopify, loop = clients(store, conn, limits=limits)
     return Reconciler(store, shopify, loop, options(store), dry_run=dry_run, clock=clock.current().now)
 
 

@@ -31,12 +31,14 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
-from loopsync import service
+from loopsync import clock, service
 from loopsync.errors import LockHeldError, LoopsyncError
 from loopsync.exit_codes import ExitCode
 from loopsync.interrupts import StopRequested
+from loopsync.limits import SharedLimits
 from loopsync.serve.logs import log, setup_logging
 from loopsync.serve.worker import Worker
 
@@ -85,8 +87,10 @@ class Scanner:
     are deleted from the inbox, so a busy store's state file does not grow without end.
     """
 
-    def __init__(self, db: Path, events: Relay, stop: threading.Event, every: float, after: threading.Event) -> None:
+    def __init__(self, db: Path, events: Relay, stop: threading.Event, every: float, after: threading.Event,
+                 limits: SharedLimits) -> None:
         self.db, self.events, self.stop, self.every, self.after = db, events, stop, every, after
+        self.limits = limits
 
     def run(self) -> None:
         with service.open_store(self.db) as store:
@@ -118,7 +122,7 @@ class Scanner:
     def scan(self, store, why: str) -> None:
         started = time.monotonic()
         try:
-            rec = service.reconciler(store)
+            rec = service.reconciler(store, limits=self.limits)
             with store.scan_lock(wait=False):
                 report = rec.scan(None, stop=self._check)
         except LockHeldError:
@@ -178,8 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = sys.stderr
 
     stop = threading.Event()
-    worker = Worker(lambda: service.open_store(args.db), service.reconciler, events, stop=stop)
-    scanner = Scanner(args.db, events, stop, args.scan_every, worker.drained)
+    # One cost bucket and one Loop window for the reconcile threads and the scans alike.
+    limits = SharedLimits(clock.current().monotonic)
+    worker = Worker(lambda: service.open_store(args.db), partial(service.reconciler, limits=limits), events,
+                    stop=stop)
+    scanner = Scanner(args.db, events, stop, args.scan_every, worker.drained, limits)
 
     def handle(_signum: int, _frame: object) -> None:
         stop.set()

@@ -17,6 +17,7 @@ import requests
 
 from loopsync import http
 from loopsync.errors import ApiError, ConfigError
+from loopsync.limits import CostBucket
 from loopsync.models import (
     FulfillmentOrder,
     HoldResult,
@@ -60,6 +61,7 @@ class ShopifyClient:
         max_total_wait: float = 120,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        bucket: CostBucket | None = None,
     ) -> None:
         self.shop_domain = _normalise_domain(shop_domain)
         self.auth = auth
@@ -75,6 +77,7 @@ class ShopifyClient:
             max_total_wait=max_total_wait,
             sleep=sleep,
             clock=clock,
+            bucket=bucket,
         )
         # The same object the transport counts into: scan summaries and benchmarks read it here.
         self.stats = self.transport.stats

@@ -10,7 +10,10 @@ waits until ``throttleStatus`` (``currentlyAvailable`` plus ``restoreRate`` time
 the time since) covers the ``requestedQueryCost`` Shopify last reported for the
 same operation at the same page sizes. Only an operation not yet answered is
 paced on ``shopify.cost.estimate_cost``. The bucket Shopify reports already has
-the refund of requested minus actual in it.
+the refund of requested minus actual in it. What is known of the bucket lives in a
+``limits.CostBucket``, which also counts the points of requests still in flight:
+serve's worker threads share one, so that they take turns instead of each spending
+the whole bucket.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import requests
 
 from loopsync import http
 from loopsync.errors import ApiError, ConfigError, CredentialsError, GraphQLError, TransientApiError
+from loopsync.limits import CostBucket
 from loopsync.models import CallStats, ThrottleStatus
 from loopsync.shopify.auth import Auth, ClientCredentials, StaticToken, grant_token
 from loopsync.shopify.cost import estimate_cost
@@ -50,6 +54,7 @@ class Transport(http.RetryingClient):
         max_total_wait: float,
         sleep: Callable[[float], None],
         clock: Callable[[], float],
+        bucket: CostBucket | None = None,
     ) -> None:
         self.shop_domain = shop_domain
         self.auth = auth
@@ -62,8 +67,8 @@ class Transport(http.RetryingClient):
         self.sleep = sleep
         self.clock = clock
         self.stats = CallStats()
-        self.throttle: ThrottleStatus | None = None
-        self._throttle_seen_at = 0.0
+        # Shared by every client of serve's worker (limits.py); a scan's own otherwise.
+        self.bucket = bucket or CostBucket(clock)
         # requestedQueryCost as Shopify reported it, by operation and page sizes.
         self._requested: dict[tuple, float] = {}
 
@@ -96,9 +101,14 @@ class Transport(http.RetryingClient):
 
     def _attempt(self, document: str, variables: dict, operation: str, token: str, estimated: int) -> dict:
         sizes = _sizes(operation, variables)
-        self._pace(self._requested.get(sizes, estimated))
+        requested = self._requested.get(sizes, estimated)
+        wait = self.bucket.reserve(requested)
+        if wait > 0:
+            self.stats.waited_seconds += wait
+            self.sleep(wait)
         self.stats.count(operation)
         self.stats.estimated_cost += estimated
+        throttle = None
         try:
             response = self.session.post(
                 self.graphql_url,
@@ -106,10 +116,17 @@ class Transport(http.RetryingClient):
                 headers={"X-Shopify-Access-Token": token, "Content-Type": "application/json"},
                 timeout=self.timeout,
             )
+            body = self._read(response, operation)
+            throttle = self._record_cost(body.get("extensions"), sizes)
         except requests.RequestException as exc:
             raise http.Retry(
                 TransientApiError(f"Shopify could not be reached ({operation}): {http.describe_request_error(exc)}.")
             ) from None
+        finally:
+            self.bucket.settle(requested, throttle)
+        return self._data(response, body, operation, estimated)
+
+    def _read(self, response: requests.Response, operation: str) -> dict:
         status = response.status_code
         self._raise_for_status(response, operation)
         ok, body = http.parse_json(response)
@@ -117,7 +134,10 @@ class Transport(http.RetryingClient):
             if status == 200:
                 raise http.Retry(TransientApiError(f"Shopify sent an unreadable answer to {operation}."))
             raise ApiError(f"Shopify answered {operation} with HTTP {status} and no readable body.")
-        self._record_cost(body.get("extensions"), sizes)
+        return body
+
+    def _data(self, response: requests.Response, body: dict, operation: str, estimated: int) -> dict:
+        status = response.status_code
         errors = body.get("errors")
         if errors:
             if _is_throttled(errors):
@@ -171,10 +191,11 @@ class Transport(http.RetryingClient):
 
     # --- cost -----------------------------------------------------------------
 
-    def _record_cost(self, extensions: Any, sizes: tuple) -> None:
+    def _record_cost(self, extensions: Any, sizes: tuple) -> ThrottleStatus | None:
+        """Counts the answer's cost; the throttleStatus it reported, for the bucket."""
         cost = extensions.get("cost") if isinstance(extensions, dict) else None
         if not isinstance(cost, dict):
-            return
+            return None
         requested = _number(cost.get("requestedQueryCost"))
         if requested is not None:
             self._requested[sizes] = requested
@@ -186,26 +207,8 @@ class Transport(http.RetryingClient):
             available = _number(status.get("currentlyAvailable"))
             rate = _number(status.get("restoreRate"))
             if maximum is not None and available is not None and rate:
-                self.throttle = ThrottleStatus(maximum, available, rate)
-                self._throttle_seen_at = self.clock()
-
-    def available_now(self) -> float | None:
-        """Points Shopify should have restored by now, from the last throttleStatus seen."""
-        if self.throttle is None:
-            return None
-        elapsed = max(self.clock() - self._throttle_seen_at, 0.0)
-        return min(self.throttle.maximum_available, self.throttle.currently_available + elapsed * self.throttle.restore_rate)
-
-    def _pace(self, requested: float) -> None:
-        """Sleep just long enough for the bucket to hold ``requested`` points, instead of being throttled."""
-        available = self.available_now()
-        if available is None or self.throttle is None or requested <= available:
-            return
-        needed = min(requested, self.throttle.maximum_available)
-        wait = min((needed - available) / self.throttle.restore_rate, http.MAX_SINGLE_WAIT)
-        if wait > 0:
-            self.stats.waited_seconds += wait
-            self.sleep(wait)
+                return ThrottleStatus(maximum, available, rate)
+        return None
 
     def _throttle_wait(self, extensions: Any, estimated: int) -> float:
         cost = extensions.get("cost") if isinstance(extensions, dict) else None
