@@ -49,6 +49,7 @@ from pathlib import Path
 
 from loopsync import service
 from loopsync.demo import connect_to_sandbox
+from loopsync.limits import RequestWindow
 from loopsync.models import Order
 from loopsync.reconcile import Reconciler
 from loopsync.reconcile.plan import exchange_kind
@@ -130,6 +131,7 @@ class Bench:
             started, scale = time.monotonic(), self.scale
             rec.loop.clock = lambda: started + (time.monotonic() - started) * scale
             rec.loop.sleep = lambda seconds: time.sleep(seconds / scale)
+            rec.loop.window = RequestWindow(rec.loop.window.limit, rec.loop.clock)
         return rec
 
     def scan(self, scenario: str, rows: list[Row] | None) -> tuple[set[str], datetime]:

@@ -24,7 +24,8 @@ from loopsync.sandbox.scenarios import add_exchange
 from loopsync.store.part import iso
 from support.sandbox import sandbox_env
 from support.serve import WEBHOOK_SECRET, Served, hold_released_payload, order_payload
-from support.state import one
+from support.state import one, tamper
+from support.state import rows as state_rows
 
 
 @pytest.fixture
@@ -107,10 +108,7 @@ def test_wrong_missing_and_stale_signatures_get_401_and_nothing_is_done(serve, p
     # Signed for this app, but for another shop's domain.
     assert served.post("orders/create", payload, secret=new_secret, shop="other.myshopify.com").status_code == 403
     # The rotation window is over: the old secret no longer verifies (serve reads it for every delivery).
-    con = sqlite3.connect(webhook_db)
-    con.execute("UPDATE connection SET previous_webhook_secret_until = '2000-01-01T00:00:00+00:00'")
-    con.commit()
-    con.close()
+    tamper(webhook_db, "UPDATE connection SET previous_webhook_secret_until = '2000-01-01T00:00:00+00:00'")
     assert served.post("orders/create", payload, secret=WEBHOOK_SECRET).status_code == 401
 
     time.sleep(0.3)
@@ -309,10 +307,7 @@ def test_serves_own_scan_steps_aside_while_a_cron_scan_holds_the_scan_lock(webho
 
 def test_healthz_is_503_with_a_reason_once_the_connection_is_gone(serve, webhook_db):
     served = serve()
-    con = sqlite3.connect(webhook_db)
-    con.execute("DELETE FROM connection")
-    con.commit()
-    con.close()
+    tamper(webhook_db, "DELETE FROM connection")
 
     health = requests.get(f"{served.url}/healthz", timeout=5)
 
@@ -361,10 +356,7 @@ def test_a_killed_worker_process_is_restarted_and_its_delivery_done_once(serve, 
 
 def test_serve_exits_with_the_workers_failure_when_the_worker_cannot_go_on(serve, webhook_db):
     served = serve()
-    con = sqlite3.connect(webhook_db)
-    con.execute("ALTER TABLE inbox RENAME TO inbox_elsewhere")
-    con.commit()
-    con.close()
+    tamper(webhook_db, "ALTER TABLE inbox RENAME TO inbox_elsewhere")
 
     # The worker polls the inbox at least once a second; it fails on the missing table, and serve with it.
     assert served.proc.wait(timeout=10) == 2
@@ -384,7 +376,7 @@ def test_serves_scan_deletes_deliveries_done_more_than_a_week_ago(webhook_db, tm
     served = Served(webhook_db, tmp_path / "serve.log", "--scan-every", "0").ready()
     try:
         served.wait_for("inbox: deleted 2 deliveries done more than 7 days ago")
-        kept = {row for (row,) in sqlite3.connect(webhook_db).execute("SELECT webhook_id FROM inbox")}
+        kept = {row for (row,) in state_rows(webhook_db, "SELECT webhook_id FROM inbox")}
         assert kept == {"old-failed", "recent-done"}
     finally:
         served.stop(signal.SIGKILL)

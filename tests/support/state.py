@@ -1,4 +1,4 @@
-"""Reading a state file behind loopsync's back, the way tests assert on it.
+"""Reading (and, to damage it, writing) a state file behind loopsync's back.
 
 These helpers never swallow SQL errors: a query against a table or column that does
 not exist is a broken test (or a schema change the test must follow), not "no rows".
@@ -28,3 +28,13 @@ def one(db: Path, sql: str, params: tuple | list = ()):
 
 def tables(db: Path) -> set[str]:
     return {name for (name,) in rows(db, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def tamper(db: Path, sql: str) -> None:
+    """Change the state file the way a person with `sqlite3` would, while loopsync may have it open."""
+    con = sqlite3.connect(db)
+    try:
+        con.execute(sql)
+        con.commit()
+    finally:
+        con.close()
