@@ -3,7 +3,7 @@
 Wires the state file, the stored connection and the two API clients together,
 then calls the reconciler. Nothing here prints.
 
-Why one module of about 540 lines: it is the whole surface `cli.py` calls (a test
+Why one module of about 550 lines: it is the whole surface `cli.py` calls (a test
 holds the CLI to it), and each function is a few lines of wiring over a module that
 does the work (credentials, subscriptions, explain, history, serve); splitting the
 wiring would only scatter the list of what loopsync can do.

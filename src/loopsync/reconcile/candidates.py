@@ -58,6 +58,23 @@ def gather(
     seen: Callable[[int], None] = lambda n: None,
 ) -> Candidates:
     """Fill in ``report``'s counts and cursor; return the orders to reconcile."""
+    wanted = _updated_exchanges(shopify, options, report, stop, seen)
+    holds_by_order: dict[str, list] = {}
+    for row in store.holds.active_holds():
+        holds_by_order.setdefault(row.order_id, []).append(row)
+    wanted |= _wanted_by_the_ledger(store, report, holds_by_order, now=now, loop_connected=loop_connected)
+    found = _fetch(shopify, wanted, forget)
+    overrides = store.config.overrides()
+    variants = lookup_variants(shopify, options, found.values(), holds_by_order, store=store, now=now,
+                               only_held_by=found.keys())
+    shipped = _shipped_holds(store, shopify, options, holds_by_order, found, variants, overrides, now)
+    report.exchanges_seen = sum(1 for o in found.values() if exchange_kind(o, options) is not None)
+    return Candidates(sorted(found.values(), key=_oldest_first), variants, shipped)
+
+
+def _updated_exchanges(shopify: ShopifyClient, options: Settings, report: ScanReport,
+                       stop: Callable[[], None], seen: Callable[[int], None]) -> set[str]:
+    """The first pass: a summary of every order updated since the cursor; the exchanges' ids."""
     wanted: set[str] = set()
     newest: datetime | None = None
     # Asked of every order in the window, so the settings are looked up once, not per order.
@@ -72,17 +89,18 @@ def gather(
         if recognise(summary) is not None:
             wanted.add(summary.id)
     report.new_cursor = newest
+    return wanted
 
-    # Level-triggered: orders we are waiting on or were interrupted acting on are
-    # read in full every scan, whether Shopify reports them as updated or not.
-    wanted.update(p.order_id for p in store.orders.pending_orders())
+
+def _wanted_by_the_ledger(store: Store, report: ScanReport, holds_by_order: dict[str, list], *,
+                          now: datetime, loop_connected: bool) -> set[str]:
+    """Level-triggered: orders we are waiting on or were interrupted acting on are read in
+    full every scan, whether Shopify reports them as updated or not."""
+    wanted = {p.order_id for p in store.orders.pending_orders()}
     wanted.update(i.order_id for i in store.ledger.open_intents())
     # An order whose note waits for its Loop return is held and costs nothing until
-    # its next lookup is due (or Shopify reports it updated, above).
+    # its next lookup is due (or Shopify reports it updated).
     wanted.update(store.orders.note_retries_due(now))
-    holds_by_order: dict[str, list] = {}
-    for row in store.holds.active_holds():
-        holds_by_order.setdefault(row.order_id, []).append(row)
     wanted.update(set(store.orders.order_ids_needing_attention()) - set(holds_by_order))
     unheld = {o.order_id for o in store.orders.orders_left_unheld()}
     report.known_unheld = frozenset(unheld)
@@ -90,16 +108,18 @@ def gather(
         # Exchanges a disconnected scan left unheld are held once Loop is back,
         # however long ago Shopify last updated them.
         wanted.update(unheld)
-    found = _fetch(shopify, wanted, forget)
-    overrides = store.config.overrides()
-    variants = lookup_variants(shopify, options, found.values(), holds_by_order, store=store, now=now,
-                               only_held_by=found.keys())
+    return wanted
 
-    # Orders we hold and Shopify did not report as updated are read in full only
-    # when their pre-order shipped (a shipping pre-order does not touch the order):
-    # a store with hundreds of held orders pays for a check of its held variants'
-    # selling plan groups each scan, not for hundreds of full orders. A hold released
-    # or an order changed in the admin bumps updatedAt, so the first pass sees it.
+
+def _shipped_holds(store: Store, shopify: ShopifyClient, options: Settings, holds_by_order: dict[str, list],
+                   found: dict[str, Order], variants: dict[str, VariantInfo], overrides: dict[str, str],
+                   now: datetime) -> list[str]:
+    """Orders we hold that Shopify did not report as updated, whose pre-order shipped.
+
+    They are read in full only then (a shipping pre-order does not touch the order): a store
+    with hundreds of held orders pays for a check of its held variants' selling plan groups
+    each scan, not for hundreds of full orders. A hold released or an order changed in the
+    admin bumps updatedAt, so the first pass sees it."""
     held_only = {
         vid
         for order_id, rows in holds_by_order.items() if order_id not in found
@@ -108,13 +128,11 @@ def gather(
     verdicts, read_in_full = held_verdicts(store, shopify, options, held_only, now)
     variants.update(read_in_full)
     verdicts.update(variants)
-    shipped = {
+    return sorted(
         order_id
         for order_id, rows in holds_by_order.items()
         if order_id not in found and any(detect.release_needed(r.variant_ids, verdicts, overrides) for r in rows)
-    }
-    report.exchanges_seen = sum(1 for o in found.values() if exchange_kind(o, options) is not None)
-    return Candidates(sorted(found.values(), key=_oldest_first), variants, sorted(shipped))
+    )
 
 
 def _oldest_first(order: Order) -> tuple:

@@ -8,6 +8,10 @@ can answer requests from several threads.
 The model keeps only what loopsync and its tests need, in Shopify's and Loop's
 own vocabulary: ids are global ids (``gid://shopify/Order/5001``), timestamps
 are UTC datetimes rendered with second precision as Shopify does.
+
+Why one module of about 530 lines: it is the data model (a dozen small dataclasses) and the
+one revision counter every cached search depends on; split, a new field could be added
+where a change to it no longer bumps the revision.
 """
 
 from __future__ import annotations
