@@ -76,3 +76,27 @@ def test_threads_reserving_together_get_every_place_once():
     for t in threads:
         t.join()
     assert sorted(waits) == [0] * 5 + [60] * 5 + [120] * 2
+
+
+def test_a_stop_while_waiting_for_the_bucket_gives_the_reservation_back():
+    import requests
+
+    from loopsync.interrupts import StopRequested
+    from loopsync.shopify import StaticToken
+    from loopsync.shopify.transport import Transport
+
+    clock = Clock()
+    bucket = CostBucket(clock)
+    bucket.reserve(1)
+    bucket.settle(1, ThrottleStatus(1000, 0, 10))
+
+    def stopped(_seconds: float) -> None:
+        raise StopRequested(15)
+
+    transport = Transport("shop.myshopify.com", StaticToken("shpat_test"), graphql_url="http://127.0.0.1:9/graphql",
+                          token_url="http://127.0.0.1:9/token", session=requests.Session(), timeout=(1, 1),
+                          max_attempts=1, max_total_wait=1, sleep=stopped, clock=clock, bucket=bucket)
+    with pytest.raises(StopRequested):
+        transport.execute("query Shop { shop { name } }")
+    # Nothing is out: the next request waits only for the bucket itself (50 points at 10 a second).
+    assert bucket.reserve(50) == pytest.approx(5.0)

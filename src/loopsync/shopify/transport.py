@@ -103,13 +103,14 @@ class Transport(http.RetryingClient):
         sizes = _sizes(operation, variables)
         requested = self._requested.get(sizes, estimated)
         wait = self.bucket.reserve(requested)
-        if wait > 0:
-            self.stats.waited_seconds += wait
-            self.sleep(wait)
-        self.stats.count(operation)
-        self.stats.estimated_cost += estimated
         throttle = None
         try:
+            # Inside the try: a stop raised while waiting must give the reservation back too.
+            if wait > 0:
+                self.stats.waited_seconds += wait
+                self.sleep(wait)
+            self.stats.count(operation)
+            self.stats.estimated_cost += estimated
             response = self.session.post(
                 self.graphql_url,
                 json={"query": document, "variables": variables, "operationName": operation},
