@@ -13,7 +13,7 @@ Routes::
     POST /_sandbox/activity                   what other actors do (activity.ACTIONS), e.g. create_exchange
     GET  /_sandbox/webhooks                   delivery switches, subscriptions, deliveries pending
     POST /_sandbox/webhooks                   change switches: {"duplicate": 0.3, "reorder": 5, "pause": true, ...}
-    GET  /_sandbox/webhooks/deliveries        every delivery attempt (webhooks.attempt_json)
+    GET  /_sandbox/webhooks/deliveries        every delivery attempt (each ``webhooks.Attempt``, as JSON)
 
 Faults (``faults.FaultPlan``) are drawn per API request before routing and never touch ``/_sandbox``.
 ``SandboxApp.dispatch`` returns a ``Reply`` (or ``DROP``); ``server`` puts it on the wire.
@@ -26,13 +26,14 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from loopsync.sandbox.faults import Fault, FaultPlan, server_error_body, truncate
 from loopsync.sandbox.loop_api import LoopAPI
-from loopsync.sandbox.webhooks import WebhookEngine, attempt_json
+from loopsync.sandbox.webhooks import WebhookEngine
 from loopsync.sandbox.world import LogEntry, World, gid, iso
 
 GRAPHQL_PATH = re.compile(r"^/admin/api/([^/]+)/graphql\.json$")
@@ -247,7 +248,7 @@ class SandboxApp:
             ("GET", "/_sandbox/webhooks"): lambda _: Reply.json(200, self.webhooks.describe()),
             ("POST", "/_sandbox/webhooks"): self._webhook_switches,
             ("GET", "/_sandbox/webhooks/deliveries"): lambda _: Reply.json(
-                200, {"deliveries": [attempt_json(a) for a in self.webhooks.attempts()],
+                200, {"deliveries": [asdict(a) for a in self.webhooks.attempts()],
                       "pending": self.webhooks.pending()}),
         }
         handler = routes.get((method, path))

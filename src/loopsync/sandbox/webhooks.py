@@ -436,23 +436,6 @@ class WebhookEngine:
         return {"switches": self.switches.as_dict(), "pending": self.pending(), "subscriptions": subs}
 
 
-def attempt_json(attempt: Attempt) -> dict[str, Any]:
-    return {
-        "webhook_id": attempt.webhook_id,
-        "event_id": attempt.event_id,
-        "topic": attempt.topic,
-        "uri": attempt.uri,
-        "subscription_id": attempt.subscription_id,
-        "status": attempt.status,
-        "error": attempt.error,
-        "attempt": attempt.attempt,
-        "sent_at": attempt.sent_at,
-        "duration_ms": attempt.duration_ms,
-        "body_size": attempt.body_size,
-        "duplicate": attempt.duplicate,
-    }
-
-
 def _session() -> Any:
     import requests
 

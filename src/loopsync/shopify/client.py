@@ -149,18 +149,11 @@ class ShopifyClient:
 
     def fetch_orders(self, ids: list[str]) -> dict[str, Order | None]:
         """Orders by global id; None for ids Shopify does not know (deleted, or not an order)."""
-        unique = list(dict.fromkeys(ids))
-        result: dict[str, Order | None] = {}
-        batch = cost.orders_page_size(250)
-        for start in range(0, len(unique), batch):
-            chunk = unique[start : start + batch]
-            data = self.execute(docs.ORDERS_BY_ID, {"ids": chunk}, "LoopsyncOrdersById")
-            nodes = data.get("nodes")
-            if not isinstance(nodes, list) or len(nodes) != len(chunk):
-                raise ApiError("Shopify's answer to an orders-by-id lookup did not match the ids asked for.")
-            for order_id, raw in zip(chunk, nodes, strict=True):
-                result[order_id] = self._order(raw) if isinstance(raw, dict) and raw.get("id") else None
-        return result
+        return {
+            order_id: self._order(raw) if raw is not None else None
+            for order_id, raw in self._nodes_by_id(docs.ORDERS_BY_ID, "LoopsyncOrdersById", ids,
+                                                   cost.orders_page_size(250), "orders")
+        }
 
     def find_order(self, ref: str) -> Order | None:
         """An order by name (EXC-1086-1, #1001, 1001), numeric id or global id."""
@@ -198,43 +191,40 @@ class ShopifyClient:
         metafield_namespace: str = "preorder",
         metafield_key: str = "shipping_window",
     ) -> dict[str, VariantInfo]:
-        unique = list(dict.fromkeys(variant_ids))
-        result: dict[str, VariantInfo] = {}
-        batch = cost.variants_batch_size()
-        for start in range(0, len(unique), batch):
-            chunk = unique[start : start + batch]
-            variables = {"ids": chunk, "namespace": metafield_namespace, "key": metafield_key}
-            data = self.execute(docs.VARIANTS_BY_ID, variables, "LoopsyncVariantsById")
-            nodes = data.get("nodes")
-            if not isinstance(nodes, list) or len(nodes) != len(chunk):
-                raise ApiError("Shopify's answer to a variants-by-id lookup did not match the ids asked for.")
-            for variant_id, raw in zip(chunk, nodes, strict=True):
-                if not isinstance(raw, dict) or not raw.get("id"):
-                    result[variant_id] = VariantInfo(id=variant_id, exists=False)
-                else:
-                    result[variant_id] = self._variant(raw)
-        return result
+        found = self._nodes_by_id(docs.VARIANTS_BY_ID, "LoopsyncVariantsById", variant_ids,
+                                  cost.variants_batch_size(), "variants",
+                                  {"namespace": metafield_namespace, "key": metafield_key})
+        return {
+            variant_id: self._variant(raw) if raw is not None else VariantInfo(id=variant_id, exists=False)
+            for variant_id, raw in found
+        }
 
     def variant_group_ids(self, variant_ids: Iterable[str]) -> dict[str, tuple[str, ...] | None]:
         """The selling plan group ids of each variant, sorted; None for a variant Shopify no longer
         has, or one in more groups than the document asks for (the caller then reads it in full)."""
-        unique = list(dict.fromkeys(variant_ids))
         result: dict[str, tuple[str, ...] | None] = {}
-        batch = cost.variant_group_ids_batch_size()
+        for variant_id, raw in self._nodes_by_id(docs.VARIANT_GROUP_IDS, "LoopsyncVariantGroupIds", variant_ids,
+                                                 cost.variant_group_ids_batch_size(), "variants"):
+            groups = raw.get("sellingPlanGroups") if raw is not None else None
+            if not isinstance(groups, dict) or (groups.get("pageInfo") or {}).get("hasNextPage"):
+                result[variant_id] = None
+                continue
+            result[variant_id] = tuple(sorted({g["id"] for g in _nodes(groups, "sellingPlanGroups")
+                                               if isinstance(g.get("id"), str)}))
+        return result
+
+    def _nodes_by_id(self, document: str, operation: str, ids: Iterable[str], batch: int, what: str,
+                     variables: dict | None = None) -> Iterator[tuple[str, dict | None]]:
+        """``nodes(ids:)`` in batches: each id once, with its node, or None where Shopify has none."""
+        unique = list(dict.fromkeys(ids))
         for start in range(0, len(unique), batch):
             chunk = unique[start : start + batch]
-            data = self.execute(docs.VARIANT_GROUP_IDS, {"ids": chunk}, "LoopsyncVariantGroupIds")
+            data = self.execute(document, {"ids": chunk, **(variables or {})}, operation)
             nodes = data.get("nodes")
             if not isinstance(nodes, list) or len(nodes) != len(chunk):
-                raise ApiError("Shopify's answer to a variants-by-id lookup did not match the ids asked for.")
-            for variant_id, raw in zip(chunk, nodes, strict=True):
-                groups = raw.get("sellingPlanGroups") if isinstance(raw, dict) and raw.get("id") else None
-                if not isinstance(groups, dict) or (groups.get("pageInfo") or {}).get("hasNextPage"):
-                    result[variant_id] = None
-                    continue
-                result[variant_id] = tuple(sorted({g["id"] for g in _nodes(groups, "sellingPlanGroups")
-                                                   if isinstance(g.get("id"), str)}))
-        return result
+                raise ApiError(f"Shopify's answer to a lookup of {what} by id did not match the ids asked for.")
+            for node_id, raw in zip(chunk, nodes, strict=True):
+                yield node_id, raw if isinstance(raw, dict) and raw.get("id") else None
 
     def order_of_fulfillment_order(self, fulfillment_order_id: str) -> str | None:
         """The id of the order a fulfillment order belongs to; None when Shopify does not know it."""

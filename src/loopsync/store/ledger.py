@@ -235,18 +235,20 @@ class Ledger(Part):
         self, *, order_id: str | None = None, since: datetime | str | None = None, limit: int | None = None
     ) -> list[Action]:
         """Every side effect recorded, newest first; ``since`` compares with when it was begun."""
-        where, params = _filters(order_id, since, "created_at")
-        sql = f"SELECT * FROM actions{where} ORDER BY id DESC" + (" LIMIT ?" if limit else "")
-        return [_action(r) for r in self._all(sql, params + ([limit] if limit else []))]
+        return [_action(r) for r in self._newest("actions", "created_at", order_id, since, limit)]
 
     @sql_errors
     def decisions(
         self, *, order_id: str | None = None, since: datetime | str | None = None, limit: int | None = None
     ) -> list[Decision]:
         """Every decision recorded, newest first."""
-        where, params = _filters(order_id, since, "at")
-        sql = f"SELECT * FROM decisions{where} ORDER BY id DESC" + (" LIMIT ?" if limit else "")
-        return [Decision(**r) for r in self._all(sql, params + ([limit] if limit else []))]
+        return [Decision(**r) for r in self._newest("decisions", "at", order_id, since, limit)]
+
+    def _newest(self, table: str, at: str, order_id: str | None, since: datetime | str | None,
+                limit: int | None) -> list[dict]:
+        where, params = _filters(order_id, since, at)
+        sql = f"SELECT * FROM {table}{where} ORDER BY id DESC" + (" LIMIT ?" if limit else "")
+        return self._all(sql, params + ([limit] if limit else []))
 
     @sql_errors
     def scans(self, *, limit: int = 10) -> list[Scan]:

@@ -62,28 +62,33 @@ def _tags(_src, info, id, tags, **_):
     return {"node": order, "userErrors": []}
 
 
+def _address(spec: dict) -> str | None:
+    # GUESS: the deprecated callbackUrl still works as the address when uri is not given.
+    return spec.get("uri") or spec.get("callbackUrl")
+
+
+def _subscription_payload(made: Any) -> dict:
+    """A subscription created or changed, or the refusal as a userError (Shopify answers 200 either way)."""
+    if isinstance(made, rules.Refusal):
+        return {"webhookSubscription": None, "userErrors": [user_error(made)]}
+    return {"webhookSubscription": made, "userErrors": []}
+
+
 @MUTATIONS.field("Mutation", "webhookSubscriptionCreate")
 def _subscribe(_src, info, topic, webhookSubscription, **_):
     ctx = ctx_of(info)
     ctx.mutations.append(info.field_name)
     spec = webhookSubscription
-    # GUESS: the deprecated callbackUrl still works as the address when uri is not given.
-    uri = spec.get("uri") or spec.get("callbackUrl")
-    made = subscriptions.create(ctx.world, ctx.app, topic, uri, spec.get("format"))
-    if isinstance(made, rules.Refusal):
-        return {"webhookSubscription": None, "userErrors": [user_error(made)]}
-    return {"webhookSubscription": made, "userErrors": []}
+    made = subscriptions.create(ctx.world, ctx.app, topic, _address(spec), spec.get("format"))
+    return _subscription_payload(made)
 
 
 @MUTATIONS.field("Mutation", "webhookSubscriptionUpdate")
 def _resubscribe(_src, info, id, webhookSubscription, **_):
     ctx = ctx_of(info)
     ctx.mutations.append(info.field_name)
-    spec = webhookSubscription
-    changed = subscriptions.update(ctx.world, ctx.app, id, spec.get("uri") or spec.get("callbackUrl"))
-    if isinstance(changed, rules.Refusal):
-        return {"webhookSubscription": None, "userErrors": [user_error(changed)]}
-    return {"webhookSubscription": changed, "userErrors": []}
+    changed = subscriptions.update(ctx.world, ctx.app, id, _address(webhookSubscription))
+    return _subscription_payload(changed)
 
 
 @MUTATIONS.field("Mutation", "webhookSubscriptionDelete")
