@@ -95,6 +95,7 @@ def test_credentials_and_env_of_demo(sandbox):
         # Deliveries to an app with a client secret are signed with it.
         "webhook_secret": "shpss_sandbox_demo_secret",
         "loop_api_key": "loop_sandbox_demo_key",
+        "loop_webhook_secret": "loop_sandbox_webhook_secret",
     }
     assert sandbox.env() == {
         "LOOPSYNC_SHOPIFY_API_URL": sandbox.url,
@@ -103,6 +104,7 @@ def test_credentials_and_env_of_demo(sandbox):
         "LOOPSYNC_SHOPIFY_TOKEN": "shpat_sandbox_demo_token",
         "LOOPSYNC_LOOP_API_KEY": "loop_sandbox_demo_key",
         "LOOPSYNC_SHOPIFY_WEBHOOK_SECRET": "shpss_sandbox_demo_secret",
+        "LOOPSYNC_LOOP_WEBHOOK_SECRET": "loop_sandbox_webhook_secret",
     }
 
 

@@ -265,3 +265,45 @@ def test_deliveries_are_json_and_list_every_attempt(http_sandbox, gql, store, re
     assert set(attempt) >= {"webhook_id", "event_id", "topic", "uri", "status", "attempt", "sent_at", "body_size"}
     assert attempt["uri"] == receiver.hook_url and attempt["status"] == 200
     assert json.loads(receiver.requests[0].body)["name"] == "#1001"
+
+
+def loop_webhook(sandbox, **body):
+    return requests.post(f"{sandbox.url}/_sandbox/loop/webhooks", json=body, timeout=5)
+
+
+def test_loops_return_created_is_signed_with_the_developer_tools_secret_and_names_no_id(http_sandbox, world,
+                                                                                      store, receiver):
+    made = loop_webhook(http_sandbox, trigger="return.created", url=f"{receiver.url}/webhooks/loop")
+    assert made.status_code == 201 and made.json()["secret"] == world.loop_webhook_secret
+    created = activity(http_sandbox, do="create_exchange", sku="BOOT-42", original="#1001", **{"return": None})
+    assert created["loop_return"] is None
+    assert deliveries(http_sandbox) == []  # no return, nothing for Loop to send
+
+    activity(http_sandbox, do="create_loop_return", order=created["order"]["name"])
+    [attempt] = deliveries(http_sandbox)
+    [request] = receiver.requests
+    assert attempt["topic"] == "loop/return.created" and attempt["status"] == 200
+    expected = base64.b64encode(hmac.new(world.loop_webhook_secret.encode(), request.body, hashlib.sha256).digest())
+    assert request.headers["x-loop-signature"] == expected.decode()
+    assert not [h for h in request.headers if h.lower().startswith("x-shopify")]
+    payload = json.loads(request.body)
+    assert (payload["topic"], payload["trigger"], payload["order_name"]) == ("return", "return.created", "#1001")
+    assert payload["exchanges"][0]["exchange_order_name"] == created["order"]["name"]
+    again = requests.post(f"{http_sandbox.url}/_sandbox/activity", timeout=5,
+                          json={"do": "create_loop_return", "order": created["order"]["name"]})
+    assert again.status_code == 422 and "already has a Loop return" in again.json()["error"]
+
+
+def test_a_failed_loop_delivery_is_not_retried(http_sandbox, store):
+    with FakeServer(fallback=lambda _r: Reply(500)) as failing:
+        assert loop_webhook(http_sandbox, trigger="return.created", url=f"{failing.url}/h").status_code == 201
+        created = activity(http_sandbox, do="create_exchange", sku="BOOT-42", original="#1001", **{"return": None})
+        activity(http_sandbox, do="create_loop_return", order=created["order"]["name"])
+        assert [(a["attempt"], a["status"]) for a in deliveries(http_sandbox)] == [(1, 500)]
+
+
+def test_a_loop_webhook_needs_a_known_trigger_and_a_usable_address(http_sandbox):
+    assert loop_webhook(http_sandbox, trigger="return.deleted", url="https://hooks.example.com/l").status_code == 400
+    refused = loop_webhook(http_sandbox, trigger="return.created", url="http://hooks.example.com/l")
+    assert refused.status_code == 400 and "http://" in refused.json()["error"]
+    assert requests.get(f"{http_sandbox.url}/_sandbox/loop/webhooks", timeout=5).json()["webhooks"] == []

@@ -10,11 +10,12 @@ these actors are not loopsync.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable
 
 from loopsync.sandbox.shopify import rules
-from loopsync.sandbox.world import App, FulfillmentHold, FulfillmentOrder, Order, World
+from loopsync.sandbox.world import App, FulfillmentHold, FulfillmentOrder, Order, World, gid_number
 
 FLOW_APP_TITLE = "Shopify Flow"
 
@@ -147,7 +148,8 @@ def create_exchange(world: World, action: dict) -> dict:
 
     Takes ``sku`` (or ``variant``, a gid) of the item exchanged into, optionally ``original``
     (an order name; default: a new original order of the same item is made first),
-    ``quantity``, ``mode`` (separate or native) and ``routing_delay_ms``: with a delay
+    ``quantity``, ``mode`` (separate or native), ``return`` (null: no Loop return yet) and
+    ``routing_delay_ms``: with a delay
     (default: the webhook switch of that name) the order first exists with no fulfillment
     order, and ``fulfillment_orders/order_routing_complete`` fires when it appears, as
     the facts doc says Shopify can do. Returns what was created, with the moment it was.
@@ -169,6 +171,8 @@ def create_exchange(world: World, action: dict) -> dict:
     with world.lock:
         original = action.get("original") or _new_original(world, str(sku), quantity)
         spec: dict = {"mode": mode, "original": original, "lines": [{"sku": sku, "quantity": quantity}]}
+        if "return" in action:
+            spec["return"] = action["return"]  # null: Loop's return appears later (create_loop_return)
         if delay and mode == "separate":
             spec["fulfillment_orders"] = []
         try:
@@ -187,6 +191,28 @@ def create_exchange(world: World, action: dict) -> dict:
         timer.daemon = True
         timer.start()
     return created
+
+
+def create_loop_return(world: World, action: dict) -> dict:
+    """Loop's return for an exchange order appears now, and ``return.created`` goes to Loop's webhooks.
+
+    Takes ``order``, a separate exchange order made without a return (``"return": null``),
+    and optionally ``original`` (default: the order named by its number, EXC-2001-1 -> #2001).
+    """
+    from loopsync.sandbox.scenarios.exchanges import add_loop_return, loop_exchange
+
+    with world.lock:
+        order = order_named(world, str(action.get("order") or ""))
+        number = re.search(r"(\d+)-\d+$", order.name)
+        original_name = action.get("original") or (f"#{number.group(1)}" if number else None)
+        original = world.order_by_name(original_name) if original_name else None
+        if original is None or original.id == order.id:
+            raise ActivityError(f"create_loop_return: no original order for {order.name}; give 'original'")
+        if any(x.exchange_order_id == gid_number(order.id) for r in world.loop_returns.values() for x in r.exchanges):
+            raise ActivityError(f"create_loop_return: {order.name} already has a Loop return")
+        exchanges = [loop_exchange(world, li.variant_id, order) for li in order.line_items if li.variant_id]
+        ret = add_loop_return(world, original, exchanges)
+        return {"loop_return": {"id": ret.id, "state": ret.state}, "order": order.name, "original": original.name}
 
 
 def _new_original(world: World, sku: str, quantity: int) -> str:
@@ -222,6 +248,7 @@ ACTIONS = {
     "cancel": lambda world, a: cancel(world, a["order"]),
     "create_exchange": create_exchange,
     "ship_preorder": ship_preorder,
+    "create_loop_return": create_loop_return,
 }
 
 

@@ -14,6 +14,8 @@ Routes::
     GET  /_sandbox/webhooks                   delivery switches, subscriptions, deliveries pending
     POST /_sandbox/webhooks                   change switches: {"duplicate": 0.3, "reorder": 5, "pause": true, ...}
     GET  /_sandbox/webhooks/deliveries        every delivery attempt (each ``webhooks.Attempt``, as JSON)
+    GET  /_sandbox/loop/webhooks              Loop's Developer Tools page: its webhooks and their secret
+    POST /_sandbox/loop/webhooks              {"trigger": "return.created", "url": ...}: a Loop webhook
 
 Faults (``faults.FaultPlan``) are drawn per API request before routing and never touch ``/_sandbox``.
 ``SandboxApp.dispatch`` returns a ``Reply`` (or ``DROP``); ``server`` puts it on the wire.
@@ -250,6 +252,8 @@ class SandboxApp:
             ("GET", "/_sandbox/webhooks/deliveries"): lambda _: Reply.json(
                 200, {"deliveries": [asdict(a) for a in self.webhooks.attempts()],
                       "pending": self.webhooks.pending()}),
+            ("GET", "/_sandbox/loop/webhooks"): lambda _: Reply.json(200, self._loop_webhooks()),
+            ("POST", "/_sandbox/loop/webhooks"): self._add_loop_webhook,
         }
         handler = routes.get((method, path))
         if handler is None:
@@ -307,6 +311,22 @@ class SandboxApp:
         except ValueError as exc:
             return Reply.json(400, {"error": str(exc)})
         return Reply.json(200, {"switches": switches.as_dict()})
+
+    def _loop_webhooks(self) -> dict[str, Any]:
+        from loopsync.sandbox.webhooks import loop_webhook_json
+
+        with self.world.lock:
+            return {"webhooks": [loop_webhook_json(h) for h in self.world.loop_webhooks.values()],
+                    "secret": self.world.loop_webhook_secret}
+
+    def _add_loop_webhook(self, payload: dict[str, Any]) -> Reply:
+        from loopsync.sandbox.webhooks import add_loop_webhook, loop_webhook_json
+
+        try:
+            hook = add_loop_webhook(self.world, payload)
+        except ValueError as exc:
+            return Reply.json(400, {"error": str(exc)})
+        return Reply.json(201, {**loop_webhook_json(hook), "secret": self.world.loop_webhook_secret})
 
     def _add_order(self, payload: dict[str, Any]) -> Reply:
         from loopsync.sandbox.scenarios import ScenarioError, add_exchange

@@ -237,6 +237,7 @@ class Sandbox:
             "LOOPSYNC_LOOP_API_KEY": creds["loop_api_key"],
             # What `loopsync serve` checks deliveries with (the contract of issue 11).
             "LOOPSYNC_SHOPIFY_WEBHOOK_SECRET": creds["webhook_secret"],
+            "LOOPSYNC_LOOP_WEBHOOK_SECRET": creds["loop_webhook_secret"],
         }
         return {k: v for k, v in values.items() if v is not None}
 
@@ -256,6 +257,8 @@ def credentials(world: World) -> dict[str, str | None]:
             # What the sandbox signs this app's webhook deliveries with (its client secret, else its API secret).
             "webhook_secret": app.webhook_secret if app else None,
             "loop_api_key": loop_key,
+            # What the sandbox signs Loop's webhook deliveries with (Loop's Developer Tools page shows it).
+            "loop_webhook_secret": world.loop_webhook_secret,
         }
 
 

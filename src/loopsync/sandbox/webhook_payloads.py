@@ -13,6 +13,7 @@ from loopsync.sandbox.world import (
     App,
     FulfillmentHold,
     FulfillmentOrder,
+    LoopReturn,
     Order,
     SellingPlanGroup,
     World,
@@ -90,3 +91,10 @@ def selling_plan_group_payload(world: World, group: SellingPlanGroup) -> dict[st
         ],
         "product_variants": [{"admin_graphql_api_id": v} for v in sorted(group.variant_ids)],
     }
+
+
+def loop_return_payload(ret: LoopReturn, trigger: str) -> dict[str, Any]:
+    """Loop's Return topic: the return as its API shows it, with the topic and the trigger that sent it."""
+    from loopsync.sandbox.loop_api import return_json
+
+    return {"topic": "return", "trigger": trigger, **return_json(ret)}

@@ -13,6 +13,10 @@ sandbox as unkind as Shopify is allowed to be: ``duplicate`` (probability that a
 delivery is sent twice under one webhook id), ``reorder`` (hold back a window of
 that many deliveries and send them shuffled), ``delay_ms``, ``pause``/``resume``,
 ``seed``. Every attempt is recorded (``attempts()``; ``GET /_sandbox/webhooks/deliveries``).
+
+Loop's side: a Loop return made while a webhook on ``return.created`` is set up
+(``POST /_sandbox/loop/webhooks``, standing for Loop's Developer Tools page) is delivered
+the same way, signed with ``X-Loop-Signature``.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from loopsync.sandbox.shopify.scopes import READ_FULFILLMENT_ORDERS, READ_ORDERS, READ_PRODUCTS
-from loopsync.sandbox.world import App, World
+from loopsync.sandbox.world import App, LoopWebhook, World
 from loopsync.subscriptions import loopback  # the rule Shopify applies to an address, as loopsync checks it
 
 API_VERSION = "2026-10"
@@ -57,6 +61,10 @@ TOPICS: dict[str, Topic] = {
     "SELLING_PLAN_GROUPS_UPDATE": Topic("selling_plan_groups/update", READ_PRODUCTS),
 }
 ENUM_OF: dict[str, str] = {t.name: enum for enum, t in TOPICS.items()}
+#: ``World.emit`` topics for Loop's side: this prefix and a trigger (loop:return.created).
+LOOP_TOPIC_PREFIX = "loop:"
+#: The Loop webhook triggers the sandbox sends (those of its Return topic it has events for).
+LOOP_TRIGGERS = ("return.created", "return.updated")
 
 
 def topic_enum(text: str) -> str | None:
@@ -242,6 +250,9 @@ class WebhookEngine:
 
     def on_change(self, topic: str, build: Callable[[App], dict[str, Any]]) -> None:
         """Queue one delivery per subscription to ``topic``; called under ``world.lock``."""
+        if topic.startswith(LOOP_TOPIC_PREFIX):
+            self._on_loop_change(topic.removeprefix(LOOP_TOPIC_PREFIX), build)
+            return
         enum = ENUM_OF.get(topic)
         subs = [s for s in self.world.webhook_subscriptions.values() if s.topic == enum]
         if not subs:
@@ -266,6 +277,29 @@ class WebhookEngine:
                 "X-Shopify-Triggered-At": triggered_at,
             }
             self._enqueue(Delivery(webhook_id, event_id, topic, sub.id, sub.uri, body, headers))
+
+    def _on_loop_change(self, trigger: str, build: Callable[[App], dict[str, Any]]) -> None:
+        """Loop's deliveries: one per active webhook on ``trigger``, signed ``X-Loop-Signature``.
+
+        Loop sends no delivery id, topic or shop header (the payload names its trigger), and
+        is not retried here: Loop's docs disagree on whether it retries at all, so loopsync
+        must not count on it (the facts doc). The duplicate, reorder and delay switches apply.
+        """
+        hooks = [h for h in self.world.loop_webhooks.values() if h.trigger == trigger and h.status == "active"]
+        if not hooks:
+            return
+        body = json.dumps(build(None), separators=(",", ":")).encode()  # type: ignore[arg-type]
+        event_id = str(uuid.uuid4())
+        for hook in sorted(hooks, key=lambda h: h.id):
+            headers = {
+                "Content-Type": "application/json",
+                # GUESS: Loop's user agent is not documented.
+                "User-Agent": "Loop-Webhooks",
+                "X-Loop-Signature": signature(self.world.loop_webhook_secret, body),
+            }
+            # The webhook id is the sandbox's own, for its attempt records; it is not sent.
+            self._enqueue(Delivery(str(uuid.uuid4()), event_id, f"loop/{trigger}", f"loop:{hook.id}", hook.url,
+                                   body, headers))
 
     def _enqueue(self, delivery: Delivery) -> None:
         with self._cond:
@@ -433,7 +467,30 @@ class WebhookEngine:
                  "consecutive_failures": s.consecutive_failures}
                 for s in self.world.webhook_subscriptions.values()
             ]
-        return {"switches": self.switches.as_dict(), "pending": self.pending(), "subscriptions": subs}
+            loop_hooks = [loop_webhook_json(h) for h in self.world.loop_webhooks.values()]
+        return {"switches": self.switches.as_dict(), "pending": self.pending(), "subscriptions": subs,
+                "loop_webhooks": loop_hooks}
+
+
+def loop_webhook_json(hook: LoopWebhook) -> dict[str, Any]:
+    return {"id": hook.id, "topic": hook.topic, "trigger": hook.trigger, "url": hook.url, "status": hook.status}
+
+
+def add_loop_webhook(world: World, raw: Mapping[str, Any]) -> LoopWebhook:
+    """What a merchant does on Loop's Developer Tools page: a Return webhook on ``trigger`` to ``url``.
+
+    ValueError says what is wrong. GUESS: Loop's rules for an address are not documented;
+    the sandbox applies Shopify's (https, or plain http on this machine).
+    """
+    trigger, url = raw.get("trigger"), raw.get("url")
+    if trigger not in LOOP_TRIGGERS:
+        raise ValueError(f"trigger must be one of {', '.join(LOOP_TRIGGERS)}")
+    if not isinstance(url, str) or (refusal := uri_refusal(url)) is not None:
+        raise ValueError(f"url: {refusal if isinstance(url, str) else 'is required'}")
+    with world.lock:
+        hook = LoopWebhook(id=max(world.loop_webhooks, default=0) + 1, trigger=trigger, url=url)
+        world.loop_webhooks[hook.id] = hook
+        return hook
 
 
 def _session() -> Any:

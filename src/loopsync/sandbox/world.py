@@ -265,6 +265,17 @@ class LoopExchange:
 
 
 @dataclass
+class LoopWebhook:
+    """A webhook made on Loop's Developer Tools page: a topic, one trigger, an address."""
+
+    id: int
+    trigger: str  # return.created | return.updated | ...
+    url: str
+    topic: str = "return"
+    status: str = "active"
+
+
+@dataclass
 class LoopReturn:
     id: int
     state: str  # open | closed | cancelled | expired | review
@@ -337,6 +348,9 @@ class World:
         self.loop_notes_shape = "documented"
 
         self.webhook_subscriptions: dict[str, WebhookSubscription] = {}
+        self.loop_webhooks: dict[int, LoopWebhook] = {}
+        # Loop shows one webhook secret per shop on its Developer Tools page and signs every delivery with it.
+        self.loop_webhook_secret = "loop_sandbox_webhook_secret"
         # Called as listener(topic, build) on every change a webhook topic reports (see emit);
         # the delivery engine (sandbox/webhooks.py) is the one listener a running sandbox has.
         self.listeners: list[Callable[[str, Callable[[App], dict[str, Any]]], None]] = []

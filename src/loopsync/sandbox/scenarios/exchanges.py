@@ -15,6 +15,8 @@ from typing import Any
 from loopsync.sandbox import builders
 from loopsync.sandbox.scenarios.orders import add_holds, add_order, line_items
 from loopsync.sandbox.scenarios.values import ScenarioError, as_mapping, check_keys, parse_when, required
+from loopsync.sandbox.webhook_payloads import loop_return_payload
+from loopsync.sandbox.webhooks import LOOP_TOPIC_PREFIX
 from loopsync.sandbox.world import LoopExchange, LoopReturn, Order, World, gid_number, iso
 
 DEFAULT_PREFIX = "EXC-"
@@ -61,6 +63,7 @@ def add_loop_return(
             outcome=outcome,
         )
         world.loop_returns[rid] = ret
+        world.emit(LOOP_TOPIC_PREFIX + "return.created", lambda _app: loop_return_payload(ret, "return.created"))
         return ret
 
 
