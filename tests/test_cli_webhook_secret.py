@@ -14,6 +14,7 @@ from loopsync.store.part import parse_iso
 
 SECRET = "whsec_test_first_5f3e2d1c0b"
 ROTATED = "whsec_test_second_9a8b7c6d5e"
+LOOP_SECRET = "loopwh_test_3c4d5e6f7a"
 
 
 @pytest.fixture
@@ -69,8 +70,8 @@ def test_a_new_secret_keeps_the_previous_one_for_two_hours(cli, sandbox, env_for
     assert json.loads(result.out)["connection"]["webhook_previous_secret_until"] == conn.previous_webhook_secret_until
 
 
-def test_a_recording_never_holds_the_webhook_secret(cli, sandbox, env_for, db, tmp_path):
-    env = env_for(sandbox, LOOPSYNC_SHOPIFY_WEBHOOK_SECRET=SECRET)
+def test_a_recording_never_holds_the_webhook_secrets(cli, sandbox, env_for, db, tmp_path):
+    env = env_for(sandbox, LOOPSYNC_SHOPIFY_WEBHOOK_SECRET=SECRET, LOOPSYNC_LOOP_WEBHOOK_SECRET=LOOP_SECRET)
     assert cli(["connect", "--db", str(db)], env=env).code == 0
     assert cli(["connect", "--db", str(db)], env=env_for(sandbox, LOOPSYNC_SHOPIFY_WEBHOOK_SECRET=ROTATED)).code == 0
     cassette = tmp_path / "incident.yaml"
@@ -83,3 +84,4 @@ def test_a_recording_never_holds_the_webhook_secret(cli, sandbox, env_for, db, t
     for path in written:
         data = path.read_bytes()
         assert SECRET.encode() not in data and ROTATED.encode() not in data, path
+        assert LOOP_SECRET.encode() not in data, path

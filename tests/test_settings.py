@@ -181,7 +181,7 @@ def test_fingerprint_of_nothing():
 def test_env_names_in_one_place():
     assert set(settings.SECRET_ENV_VARS) <= set(settings.ENV_VARS)
     assert all(name.startswith("LOOPSYNC_") for name in settings.ENV_VARS)
-    assert len(set(settings.ENV_VARS)) == 9
+    assert len(set(settings.ENV_VARS)) == 10
 
 
 @pytest.fixture

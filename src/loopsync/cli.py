@@ -188,6 +188,7 @@ def connect(
             shopify=creds,
             loop_key=loop_key,
             webhook_secret=service.given_webhook_secret(creds),
+            loop_webhook_secret=service.given_loop_webhook_secret(),
             **service.url_overrides(),
         )
     # Not checked against LOOPSYNC_SHOP: a --shop given here wins over it.

@@ -39,6 +39,12 @@ def given_webhook_secret(creds: ShopifyCredentials) -> str | None:
     return settings.env_value(settings.ENV_SHOPIFY_WEBHOOK_SECRET) or creds.client_secret
 
 
+def given_loop_webhook_secret() -> str | None:
+    """LOOPSYNC_LOOP_WEBHOOK_SECRET: the secret Loop's Developer Tools page shows, which it signs
+    its webhook deliveries with (``serve``'s /webhooks/loop). None: keep the stored one."""
+    return settings.env_value(settings.ENV_LOOP_WEBHOOK_SECRET)
+
+
 #: Where the secrets are asked for: (environment variable, stdin flag, what it is).
 _SHOPIFY_TOKEN = (settings.ENV_SHOPIFY_TOKEN, "--shopify-token-stdin", "Shopify Admin API access token")
 _LOOP_KEY = (settings.ENV_LOOP_API_KEY, "--loop-key-stdin", "Loop Returns API key")

@@ -393,6 +393,8 @@ def _status_connection(c: Console, conn: dict[str, Any] | None) -> None:
         rotating = conn.get("webhook_previous_secret_until")
         extra = f"; the previous one verifies until {when(rotating)} UTC" if rotating else ""
         c.print(f"Webhook secret: {conn['webhook_secret_fingerprint']}{extra}")
+    if conn.get("loop_webhook_secret_fingerprint"):
+        c.print(f"Loop webhook secret: {conn['loop_webhook_secret_fingerprint']}")
 
 
 def _status_activity(c: Console, doc: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from loopsync.credentials import (  # noqa: F401 (re-exported: the command layer
     ShopifyCredentials,
     connect_credentials,
     credentials_to_keep,
+    given_loop_webhook_secret,
     given_webhook_secret,
 )
 from loopsync.errors import ConfigError, CredentialsError, LockHeldError
@@ -198,10 +199,12 @@ def connect(
     shopify_api_url: str | None = None,
     loop_api_url: str | None = None,
     webhook_secret: str | None = None,
+    loop_webhook_secret: str | None = None,
 ) -> ConnectResult:
     """Validate both sets of credentials; store them only if both are accepted.
 
-    ``webhook_secret`` (see :func:`given_webhook_secret`): None keeps the stored one.
+    ``webhook_secret`` (see :func:`given_webhook_secret`) and ``loop_webhook_secret`` (see
+    :func:`given_loop_webhook_secret`): None keeps the stored one.
     """
     shop = settings.validate_shop_domain(shop)
     previous_connection(store, shop)
@@ -238,6 +241,7 @@ def connect(
         loop_api_url=loop_api_url,
         scopes=sorted(granted),
         webhook_secret=webhook_secret,
+        loop_webhook_secret=loop_webhook_secret,
     )
     if issued:
         store.config.save_shopify_access_token(issued["token"], issued["expires_at"])

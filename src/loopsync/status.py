@@ -74,6 +74,7 @@ def _connection(store: Store) -> dict[str, Any] | None:
         # Shown like the keys: whether it is set and which one, never the secret itself.
         "webhook_secret_fingerprint": fingerprint(conn.webhook_secret) if conn.webhook_secret else None,
         "webhook_previous_secret_until": conn.previous_webhook_secret_until if conn.previous_webhook_secret else None,
+        "loop_webhook_secret_fingerprint": fingerprint(conn.loop_webhook_secret) if conn.loop_webhook_secret else None,
         "connected_at": conn.connected_at,
         "loop_disconnected_at": conn.loop_disconnected_at,
     }

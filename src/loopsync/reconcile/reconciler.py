@@ -189,6 +189,9 @@ class Reconciler:
         what was done.
         """
         with self._order_in_hand(order_id):
+            if self.effects.returns is not None:
+                # What an earlier pass listed may predate the return a delivery announces.
+                self.effects.returns.reset()
             order = self.shopify.fetch_orders([order_id])[order_id]
             if order is None:
                 if self.store.orders.order(order_id) is not None:

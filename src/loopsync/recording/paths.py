@@ -67,6 +67,7 @@ def snapshot_state(source: Path, dest: Path, *, anonymize: bool = False) -> None
             store.config.replace_webhook_secrets(
                 PLACEHOLDER if conn.webhook_secret else None,
                 PLACEHOLDER if conn.previous_webhook_secret else None,
+                PLACEHOLDER if conn.loop_webhook_secret else None,
             )
             if conn.access_token:
                 # The cached token's expiry decides whether the replayed run renews it.

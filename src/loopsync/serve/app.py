@@ -4,7 +4,8 @@ Shopify waits about five seconds for an answer and retries (then gives up on the
 subscription) when it gets none, so the request handler never calls an API: it checks
 the signature, commits the delivery to the inbox and answers. The worker does the rest.
 
-Answers, for an operator reading Shopify's delivery log:
+Answers, for an operator reading Shopify's delivery log (Loop's, at ``/webhooks/loop``, are
+alike; there a 404 says no Loop webhook secret is stored, so nothing was verified or kept):
 
 - 401: the signature is missing or wrong (nothing is stored);
 - 403: signed, but for another shop than the state file's (nothing is stored);
@@ -19,6 +20,8 @@ Answers, for an operator reading Shopify's delivery log:
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import queue
 import threading
@@ -34,13 +37,14 @@ from loopsync.errors import LoopsyncError
 from loopsync.serve.metrics import Metrics
 from loopsync.serve.supervisor import WorkerProcess
 from loopsync.serve.verify import verified
-from loopsync.serve.worker import TOPICS
+from loopsync.serve.worker import LOOP_TOPICS, TOPICS
 from loopsync.store import Store
 from loopsync.store.inbox import NewDelivery
 from loopsync.store.part import parse_iso
 from loopsync.store.schema import InboxState
 
 WEBHOOK_PATH = "/webhooks/shopify"
+LOOP_WEBHOOK_PATH = "/webhooks/loop"
 MAX_BODY = 1 << 20
 
 log = logging.getLogger("loopsync.serve")
@@ -53,6 +57,19 @@ def _header_text(request: Request, name: str, limit: int = 200) -> str | None:
         return None
     value = "".join(ch for ch in value.strip() if ch.isprintable())[:limit]
     return value or None
+
+
+def _loop_trigger(body: bytes) -> str | None:
+    """The ``trigger`` a Loop payload names (return.created, …), as stored and logged; None if it names none."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    trigger = payload.get("trigger") if isinstance(payload, dict) else None
+    if not isinstance(trigger, str):
+        return None
+    trigger = "".join(ch for ch in trigger.strip() if ch.isalnum() or ch in "._-")[:60]
+    return trigger or None
 
 
 def current_secrets(store: Store, now: datetime) -> list[str]:
@@ -147,15 +164,21 @@ class _Receiver:
         log.info("delivery %s %s: rejected (%s, %d)", webhook_id or "-", topic or "-", reason, status)
         return JSONResponse({"error": reason}, status_code=status)
 
-    async def shopify_webhook(self, request: Request) -> Response:
-        webhook_id = _header_text(request, "x-shopify-webhook-id")
-        topic = _header_text(request, "x-shopify-topic", 100)
+    async def _body(self, request: Request, webhook_id: str | None, topic: str | None) -> bytes | Response:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > MAX_BODY:
             return self.reject("too_large", 413, webhook_id, topic)
         body = await request.body()
         if len(body) > MAX_BODY:
             return self.reject("too_large", 413, webhook_id, topic)
+        return body
+
+    async def shopify_webhook(self, request: Request) -> Response:
+        webhook_id = _header_text(request, "x-shopify-webhook-id")
+        topic = _header_text(request, "x-shopify-topic", 100)
+        body = await self._body(request, webhook_id, topic)
+        if isinstance(body, Response):
+            return body
         try:
             secrets = current_secrets(self.store, datetime.now(UTC))
         except LoopsyncError:
@@ -167,26 +190,57 @@ class _Receiver:
             return self.reject("other_shop", 403, webhook_id, topic)
         if not webhook_id or not topic:
             return self.reject("headers", 400, webhook_id, topic)
-        acted_on = topic in TOPICS
+        return await self._accept(NewDelivery(
+            webhook_id=webhook_id,
+            topic=topic,
+            shop=domain,
+            body=body.decode("utf-8", "replace"),
+            triggered_at=_header_text(request, "x-shopify-triggered-at", 64),
+            event_id=_header_text(request, "x-shopify-event-id"),
+            state=InboxState.PENDING if topic in TOPICS else InboxState.IGNORED,
+        ))
+
+    async def loop_webhook(self, request: Request) -> Response:
+        """Loop's return deliveries. Loop sends no delivery id, so the body's hash stands in for
+        one: a retry (Loop's docs disagree on whether it retries) repeats the body exactly."""
+        body = await self._body(request, None, "loop")
+        if isinstance(body, Response):
+            return body
         try:
-            added = await self.writer.add(NewDelivery(
-                webhook_id=webhook_id,
-                topic=topic,
-                shop=domain,
-                body=body.decode("utf-8", "replace"),
-                triggered_at=_header_text(request, "x-shopify-triggered-at", 64),
-                event_id=_header_text(request, "x-shopify-event-id"),
-                state=InboxState.PENDING if acted_on else InboxState.IGNORED,
-            ))
+            conn = self.store.config.connection()
         except LoopsyncError:
-            # Not acknowledged, so Shopify delivers it again: nothing is lost.
+            return self.reject("state_file", 503, None, "loop")
+        secret = conn.loop_webhook_secret if conn is not None and conn.loop_connected else None
+        if not secret:
+            return self.reject("loop_not_set_up", 404, None, "loop")
+        # GUESS: Loop signs the bytes it sends (its docs' sample hashes the raw request body).
+        if not verified(body, request.headers.get("x-loop-signature"), [secret]):
+            return self.reject("signature", 401, None, "loop")
+        topic = f"loop/{_loop_trigger(body) or 'unknown'}"
+        return await self._accept(NewDelivery(
+            webhook_id="loop-" + hashlib.sha256(body).hexdigest()[:40],
+            topic=topic,
+            shop=self.shop,
+            body=body.decode("utf-8", "replace"),
+            triggered_at=None,
+            event_id=None,
+            state=InboxState.PENDING if topic in LOOP_TOPICS else InboxState.IGNORED,
+        ))
+
+    async def _accept(self, delivery: NewDelivery) -> Response:
+        """Commit a verified delivery, then answer; a topic not acted on is kept as ``ignored``."""
+        webhook_id, topic = delivery.webhook_id, delivery.topic
+        try:
+            added = await self.writer.add(delivery)
+        except LoopsyncError:
+            # Not acknowledged, so the sender delivers it again: nothing is lost.
             return self.reject("state_file", 503, webhook_id, topic)
         if not added:
             self.metrics.duplicate.inc()
             log.info("delivery %s %s: duplicate, already in the inbox", webhook_id, topic)
             return JSONResponse({"duplicate": True})
         self.metrics.accepted.labels(topic=topic).inc()
-        if not acted_on:
+        if delivery.state == InboxState.IGNORED:
             log.info("delivery %s %s: ignored (loopsync does not act on this topic)", webhook_id, topic)
             return JSONResponse({"ignored": "loopsync does not act on this topic"})
         log.info("delivery %s %s: accepted", webhook_id, topic)
@@ -223,6 +277,7 @@ def build_app(store: Store, shop: str, metrics: Metrics, writer: InboxWriter, wo
     return Starlette(
         routes=[
             Route(WEBHOOK_PATH, r.shopify_webhook, methods=["POST"]),
+            Route(LOOP_WEBHOOK_PATH, r.loop_webhook, methods=["POST"]),
             Route("/healthz", r.healthz, methods=["GET"]),
             Route("/metrics", r.prometheus, methods=["GET"]),
         ]

@@ -33,7 +33,7 @@ import uvicorn
 
 from loopsync import service
 from loopsync.errors import ConfigError, LoopsyncError
-from loopsync.serve.app import WEBHOOK_PATH, InboxWriter, build_app
+from loopsync.serve.app import LOOP_WEBHOOK_PATH, WEBHOOK_PATH, InboxWriter, build_app
 from loopsync.serve.logs import log, setup_logging
 from loopsync.serve.metrics import Metrics
 from loopsync.serve.supervisor import WorkerProcess
@@ -116,9 +116,11 @@ def run(db: Path, *, host: str, port: int, scan_every: float) -> None:
         server = _Server(config, stop)
         bound = sock.getsockname()
         worker.start()
+        # Loop's route is always there; it answers 404 until a Loop webhook secret is stored.
+        loop_route = f", POST {LOOP_WEBHOOK_PATH}" if conn.loop_webhook_secret and conn.loop_connected else ""
         log.info(
-            "listening on http://%s:%d (POST %s, GET /healthz, GET /metrics) for %s",
-            bound[0], bound[1], WEBHOOK_PATH, conn.shop,
+            "listening on http://%s:%d (POST %s%s, GET /healthz, GET /metrics) for %s",
+            bound[0], bound[1], WEBHOOK_PATH, loop_route, conn.shop,
         )
         try:
             server.run(sockets=[sock])

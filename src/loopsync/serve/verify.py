@@ -1,4 +1,7 @@
-"""Shopify's webhook signature: base64 of HMAC-SHA256 over the raw body, keyed with the app's secret.
+"""Webhook signatures: base64 of HMAC-SHA256 over the raw body, keyed with the sender's secret.
+
+Shopify's ``X-Shopify-Hmac-Sha256`` (the app's secret) and Loop's ``X-Loop-Signature`` (the
+secret on Loop's Developer Tools page) are made the same way.
 
 The raw bytes are hashed exactly as received (never a re-serialised JSON), and the
 comparison takes the same time whatever the mismatch, so a caller cannot learn the

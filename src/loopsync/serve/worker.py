@@ -46,6 +46,9 @@ FULFILLMENT_ORDER_TOPICS = frozenset({"fulfillment_holds/released", "fulfillment
 SELLING_PLAN_TOPICS = frozenset({"selling_plan_groups/update"})
 #: The topics loopsync subscribes to and acts on (`loopsync webhooks install`).
 TOPICS = ORDER_TOPICS | FULFILLMENT_ORDER_TOPICS | SELLING_PLAN_TOPICS
+#: Loop's deliveries to /webhooks/loop, stored as "loop/" + the payload's trigger: a return that
+#: appears (or changes) may be the one an exchange's note has been waiting for.
+LOOP_TOPICS = frozenset({"loop/return.created", "loop/return.updated"})
 
 #: After this many failed attempts a delivery is marked failed; the scan covers its order.
 MAX_ATTEMPTS = 5
@@ -359,7 +362,8 @@ class Worker:
 
     def orders_named(self, store: Store, delivery: Delivery) -> list[str] | _Lookup:
         """The order ids a delivery is about (for selling plans: every order loopsync holds or waits
-        on), or the fulfillment order whose order Shopify must be asked for."""
+        on; for Loop returns: every order whose note waits for one), or the fulfillment order
+        whose order Shopify must be asked for."""
         try:
             payload = json.loads(delivery.body)
         except ValueError:
@@ -377,6 +381,10 @@ class Worker:
             # The ledger knows the fulfillment orders loopsync holds; any other is looked up.
             row = store.holds.hold(fo_id)
             return [row.order_id] if row is not None else _Lookup(delivery, fo_id)
+        if delivery.topic in LOOP_TOPICS:
+            # Only the orders whose note waits for a Loop return (a few at most): each is read
+            # again and its return looked up now, whatever the payload says the return is.
+            return [row.order_id for row in store.orders.note_waits()]
         if delivery.topic in SELLING_PLAN_TOPICS:
             # GUESS: the payload may not list every variant whose plan changed (see the webhook
             # facts); the orders loopsync holds or waits on are the ones a change can concern.

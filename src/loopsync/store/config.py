@@ -37,6 +37,8 @@ class Connection:
     #: The secret a rotation replaced: it still verifies until previous_webhook_secret_until.
     previous_webhook_secret: str | None = None
     previous_webhook_secret_until: str | None = None
+    #: What Loop signs its webhook deliveries with (`serve`'s /webhooks/loop); None: not set up.
+    loop_webhook_secret: str | None = None
 
     @property
     def loop_connected(self) -> bool:
@@ -91,13 +93,15 @@ class Config(Part):
         loop_api_url: str | None = None,
         scopes: list[str] | tuple[str, ...] = (),
         webhook_secret: str | None = None,
+        loop_webhook_secret: str | None = None,
         at: datetime | str | None = None,
     ) -> Connection:
         """Store (or rotate) the connection; clears any cached access token and the disconnect mark.
 
         A new ``webhook_secret`` keeps the one it replaces verifying for
         :data:`WEBHOOK_ROTATION_GRACE` (Shopify signs with the old one for a while after a
-        rotation); ``None`` keeps the stored one.
+        rotation); ``None`` keeps the stored one. ``loop_webhook_secret`` is replaced outright
+        (Loop documents no rotation); ``None`` keeps it too.
         """
         if shopify_auth not in ("token", "client_credentials"):
             raise ValueError(f"unknown shopify_auth {shopify_auth!r}")
@@ -108,8 +112,8 @@ class Config(Part):
         now = iso(at)
         with self.transaction():
             existing = self._one(
-                "SELECT connected_at, webhook_secret, previous_webhook_secret, previous_webhook_secret_until "
-                "FROM connection WHERE id = 1"
+                "SELECT connected_at, webhook_secret, previous_webhook_secret, previous_webhook_secret_until, "
+                "loop_webhook_secret FROM connection WHERE id = 1"
             )
             secrets = _webhook_secrets(existing, webhook_secret, parse_iso(now))
             self.db.execute("DELETE FROM connection WHERE id = 1")
@@ -117,8 +121,9 @@ class Config(Part):
                 """INSERT INTO connection (id, shop, shopify_auth, shopify_token, client_id, client_secret,
                        access_token, access_token_expires_at, shopify_api_url, loop_api_key, loop_api_url,
                        scopes, connected_at, loop_disconnected_at, updated_at,
-                       webhook_secret, previous_webhook_secret, previous_webhook_secret_until)
-                   VALUES (1, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       webhook_secret, previous_webhook_secret, previous_webhook_secret_until,
+                       loop_webhook_secret)
+                   VALUES (1, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [
                     shop,
                     shopify_auth,
@@ -133,6 +138,7 @@ class Config(Part):
                     None if loop_api_key else now,
                     now,
                     *secrets,
+                    loop_webhook_secret or (existing["loop_webhook_secret"] if existing else None),
                 ],
             )
         connection = self.connection()
@@ -163,19 +169,21 @@ class Config(Part):
             webhook_secret=row["webhook_secret"],
             previous_webhook_secret=row["previous_webhook_secret"],
             previous_webhook_secret_until=row["previous_webhook_secret_until"],
+            loop_webhook_secret=row["loop_webhook_secret"],
         )
 
     @sql_errors
-    def replace_webhook_secrets(self, current: str | None, previous: str | None) -> None:
-        """Overwrite both webhook secrets as they are, the previous one's deadline kept (a
+    def replace_webhook_secrets(self, current: str | None, previous: str | None, loop: str | None) -> None:
+        """Overwrite the webhook secrets as they are, the previous one's deadline kept (a
         scrubbed copy of the state file puts placeholders in their place)."""
         with self.transaction():
             self.db.execute(
                 """UPDATE connection SET webhook_secret = ?, previous_webhook_secret = ?,
                        previous_webhook_secret_until = CASE WHEN ? IS NULL THEN NULL
-                           ELSE previous_webhook_secret_until END
+                           ELSE previous_webhook_secret_until END,
+                       loop_webhook_secret = ?
                    WHERE id = 1""",
-                [current, previous, previous],
+                [current, previous, previous, loop],
             )
 
     @sql_errors
@@ -184,7 +192,7 @@ class Config(Part):
         now = iso(at)
         with self.transaction():
             cursor = self.db.execute(
-                """UPDATE connection SET loop_api_key = NULL,
+                """UPDATE connection SET loop_api_key = NULL, loop_webhook_secret = NULL,
                        loop_disconnected_at = COALESCE(loop_disconnected_at, ?), updated_at = ?
                    WHERE id = 1""",
                 [now, now],

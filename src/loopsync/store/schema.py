@@ -413,6 +413,13 @@ def _m008_variant_facts(db: Database) -> None:
     )
 
 
+@migrations(name="m009_loop_webhooks")
+def _m009_loop_webhooks(db: Database) -> None:
+    # `serve`'s optional /webhooks/loop: Loop signs its deliveries with the one secret its
+    # Developer Tools page shows. Stored like the other secrets; `disconnect` drops it with the key.
+    db.execute("ALTER TABLE connection ADD COLUMN loop_webhook_secret TEXT")
+
+
 #: The schema version this loopsync writes: the number of migrations it knows.
 SCHEMA_VERSION = len(migrations._migrations)
 KNOWN_MIGRATIONS = tuple(m.name for m in migrations._migrations)
