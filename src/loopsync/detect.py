@@ -371,8 +371,17 @@ class NoteRetry:
 
 
 def note_retry(attempts_before: int, first_missed_at: datetime | None, gave_up_at: datetime | None,
-               now: datetime) -> NoteRetry:
-    """The back-off after a lookup at ``now`` that did not find the Loop return."""
+               now: datetime, next_retry_at: datetime | None = None) -> NoteRetry:
+    """The back-off after a lookup at ``now`` that did not find the Loop return.
+
+    A lookup before the scheduled one (``next_retry_at``) leaves the schedule as it was: the
+    order was read for another reason (a webhook about it, loopsync's own tag coming back as
+    ``orders/updated``, a scan that found it changed), and counting each such look as a step
+    would push the next real lookup hours out within seconds of the first miss.
+    """
+    if next_retry_at is not None and first_missed_at is not None and now < next_retry_at:
+        return NoteRetry(attempts=max(attempts_before, 1), first_missed_at=first_missed_at,
+                         next_retry_at=next_retry_at, gave_up_at=gave_up_at, news=False)
     attempts = attempts_before + 1
     first = first_missed_at or now
     delay = NOTE_RETRY_DELAYS[attempts - 1] if attempts <= len(NOTE_RETRY_DELAYS) else NOTE_RETRY_DAILY

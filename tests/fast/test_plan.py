@@ -130,6 +130,18 @@ def test_the_note_back_off_continues_from_the_ledger():
     assert plan.waiting_text(note.wait).startswith("Loop return not found yet (lookup 3; next ")
 
 
+def test_a_look_before_the_scheduled_lookup_leaves_the_back_off_where_it_was():
+    # A webhook about the order (or loopsync's own tag coming back as orders/updated) reads it
+    # minutes before the next lookup is due: the schedule must not jump to the step after.
+    due = T0 + timedelta(minutes=4)
+    ledger = LedgerView(note_attempts=1, note_first_missed_at=T0 - timedelta(minutes=1), note_next_retry_at=due)
+    early = planned(order(fo(1, PRE)), ledger=ledger).intents[-1].wait
+    assert (early.attempts, early.next_retry_at, early.news) == (1, due, False)
+
+    on_time = replace(ledger, note_next_retry_at=T0)
+    assert planned(order(fo(1, PRE)), ledger=on_time).intents[-1].wait.attempts == 2
+
+
 def test_disconnected_loop_starts_nothing_new_but_still_releases():
     assert planned(order(fo(1, PRE)), connected=False).decision == "disconnected_skip"
     held = planned(order(fo(1, PRE, holds=(OURS,))), connected=False)

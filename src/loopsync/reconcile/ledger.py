@@ -45,6 +45,7 @@ def read(store: Store, order_id: str, *, losses_since: datetime) -> LedgerView:
         note_attempts=row.note_attempts if row else 0,
         note_first_missed_at=_moment(row.note_first_missed_at) if row else None,
         note_gave_up_at=_moment(row.note_gave_up_at) if row else None,
+        note_next_retry_at=_moment(row.note_next_retry_at) if row else None,
         fight_given_up=store.holds.hold_fight_given_up(order_id) is not None,
     )
 

@@ -46,6 +46,7 @@ class LedgerView:
     note_attempts: int = 0
     note_first_missed_at: datetime | None = None
     note_gave_up_at: datetime | None = None
+    note_next_retry_at: datetime | None = None
     # Another app kept releasing this order's hold and loopsync stopped putting it back.
     fight_given_up: bool = False
 
@@ -363,7 +364,8 @@ def plan_holds(
 
 def note_wait(ledger: LedgerView, now: datetime) -> detect.NoteRetry:
     """Where the note's back-off goes should this pass not find the Loop return either."""
-    return detect.note_retry(ledger.note_attempts, ledger.note_first_missed_at, ledger.note_gave_up_at, now)
+    return detect.note_retry(ledger.note_attempts, ledger.note_first_missed_at, ledger.note_gave_up_at, now,
+                             ledger.note_next_retry_at)
 
 
 def waiting_text(wait: detect.NoteRetry) -> str:
