@@ -49,6 +49,7 @@ bench: $(STAMP)
 bench-webhooks: $(STAMP)
 	$(BIN)/python benchmarks/webhook_latency.py
 	$(BIN)/python benchmarks/webhook_burst.py
+	$(BIN)/python benchmarks/loop_note_latency.py
 
 # Adds a 100,000-order store to the scale runs (several minutes: the sandbox searches every order per page).
 bench-large: $(STAMP)

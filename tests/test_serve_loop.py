@@ -78,11 +78,22 @@ def post_loop(served: Served, payload: dict, *, secret: str | None, signature: s
     return requests.post(f"{served.url}/webhooks/loop", data=body, headers=headers, timeout=5)
 
 
+def drained(db, sandbox) -> None:
+    assert sandbox.webhooks.wait_idle(5)
+    wait_until(lambda: one(db, "SELECT COUNT(*) FROM inbox WHERE state = 'pending'") == 0, what="an empty inbox")
+
+
 def test_a_waiting_note_is_posted_within_a_second_of_loops_return_created_with_no_scan(live, probe, db, sandbox):
     created = waiting_exchange(probe, db)
+    other = waiting_exchange(probe, db)
     name, original = created["order"]["name"], created["original"]
+    drained(db, sandbox)
+    # loopsync's own hold and tag came back as orders/updated and were looked at again: that is
+    # not the back-off's next step, which stays 5 minutes after the first miss.
+    assert one(db, "SELECT note_attempts FROM orders WHERE name = ?", (name,)) == 1
     scans_before = scans(db)
     next_try = note_retry_at(db, name)
+    passes_over_other = live.log().count(f"order {other['order']['name']}:")
     mark = probe.mark()
 
     started = time.monotonic()
@@ -99,6 +110,9 @@ def test_a_waiting_note_is_posted_within_a_second_of_loops_return_created_with_n
     # The delivery is marked done just after the pass that posted the note.
     wait_until(lambda: state_rows(db, "SELECT topic, state FROM inbox WHERE topic LIKE 'loop/%'")
                == [("loop/return.created", "done")], what="the Loop delivery done")
+    # The return points at one of the two waiting exchanges: the other was not read again.
+    assert live.log().count(f"order {other['order']['name']}:") == passes_over_other
+    assert note_retry_at(db, other["order"]["name"]) is not None
     assert sandbox.webhooks.wait_idle(5)
     assert [a.status for a in sandbox.webhooks.attempts() if a.topic == "loop/return.created"] == [200]
 

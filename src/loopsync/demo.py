@@ -113,7 +113,7 @@ def _webhook_ending(store, sandbox: Sandbox, db: Path) -> str:
 
 
 def connect_to_sandbox(store, sandbox: Sandbox) -> service.ConnectResult:
-    """``loopsync connect`` against a running sandbox, with its (fake) static token, Loop key and webhook secret."""
+    """``loopsync connect`` against a running sandbox, with its (fake) static token, Loop key and webhook secrets."""
     creds = sandbox.credentials
     return service.connect(
         store,
@@ -123,6 +123,7 @@ def connect_to_sandbox(store, sandbox: Sandbox) -> service.ConnectResult:
         shopify_api_url=sandbox.url,
         loop_api_url=sandbox.url,
         webhook_secret=creds["webhook_secret"],
+        loop_webhook_secret=creds["loop_webhook_secret"],
     )
 
 

@@ -156,3 +156,28 @@ def test_a_stop_finishes_and_records_the_pass_in_hand_and_leaves_the_queued_orde
     assert not thread.is_alive() and worker.failed is None
     assert inbox.states() == {"w1": "done", "w2": "pending"}
     assert gated.passes == {gid(1): 1}
+
+
+def _waiting(order_id: str, name: str, kind: str):
+    from loopsync.store.orders import OrderRow
+
+    return OrderRow(order_id=f"gid://shopify/Order/{order_id}", name=name, kind=kind, first_seen="", last_seen="",
+                    state="held", window=None, return_id=None, note_posted_at=None, tagged_at=None,
+                    pending_reason=None, attempts=0, manual_release=False, manual_release_at=None)
+
+
+def test_a_loop_return_names_only_the_waiting_orders_it_points_at():
+    from loopsync.serve.worker import waiting_for_return
+
+    waiting = [_waiting("11", "EXC-2001-1", "separate"), _waiting("12", "EXC-2002-1", "separate"),
+               _waiting("13", "#2003", "native")]
+    by_id = {"exchanges": [{"exchange_order_id": 11, "exchange_order_name": None}], "provider_order_id": "9"}
+    by_name = {"exchanges": [{"exchange_order_id": None, "exchange_order_name": "EXC-2002-1"}]}
+    native = {"exchanges": [], "provider_order_id": "13"}
+    unrelated = {"exchanges": [{"exchange_order_id": 99, "exchange_order_name": "EXC-9-1"}], "provider_order_id": "8"}
+    assert waiting_for_return(by_id, waiting) == ["gid://shopify/Order/11"]
+    assert waiting_for_return(by_name, waiting) == ["gid://shopify/Order/12"]
+    assert waiting_for_return(native, waiting) == ["gid://shopify/Order/13"]
+    assert waiting_for_return(unrelated, waiting) == []
+    # Not the documented shape: every waiting order is read again rather than none.
+    assert len(waiting_for_return({"id": 5, "trigger": "return.created"}, waiting)) == 3

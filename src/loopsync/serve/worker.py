@@ -39,6 +39,7 @@ from loopsync import guard
 from loopsync.errors import LoopsyncError
 from loopsync.store import Store
 from loopsync.store.inbox import Delivery
+from loopsync.store.orders import OrderRow
 from loopsync.store.schema import InboxState
 
 ORDER_TOPICS = frozenset({"orders/create", "orders/updated"})
@@ -362,8 +363,8 @@ class Worker:
 
     def orders_named(self, store: Store, delivery: Delivery) -> list[str] | _Lookup:
         """The order ids a delivery is about (for selling plans: every order loopsync holds or waits
-        on; for Loop returns: every order whose note waits for one), or the fulfillment order
-        whose order Shopify must be asked for."""
+        on; for Loop returns: the orders whose note waits for that return), or the fulfillment
+        order whose order Shopify must be asked for."""
         try:
             payload = json.loads(delivery.body)
         except ValueError:
@@ -382,9 +383,7 @@ class Worker:
             row = store.holds.hold(fo_id)
             return [row.order_id] if row is not None else _Lookup(delivery, fo_id)
         if delivery.topic in LOOP_TOPICS:
-            # Only the orders whose note waits for a Loop return (a few at most): each is read
-            # again and its return looked up now, whatever the payload says the return is.
-            return [row.order_id for row in store.orders.note_waits()]
+            return waiting_for_return(payload, store.orders.note_waits())
         if delivery.topic in SELLING_PLAN_TOPICS:
             # GUESS: the payload may not list every variant whose plan changed (see the webhook
             # facts); the orders loopsync holds or waits on are the ones a change can concern.
@@ -416,6 +415,39 @@ class Worker:
             f"; {', '.join(acted)}" if acted else "",
             covered,
         )
+
+
+def waiting_for_return(payload: dict, waiting: list[OrderRow]) -> list[str]:
+    """The orders whose note waits for a Loop return that this Loop payload may be.
+
+    Loop sends return.created and return.updated for every return of the shop, and each
+    order read again spends some of the Loop key's 300 requests a minute, so only the
+    waiting orders the return points at are named, by the rule the reconciler matches a
+    return with (``reconcile.returns.matcher``): a separate exchange order by its id or name
+    in ``exchanges[]``, a native one by the original order's ``provider_order_id``. Each is
+    still read again and its return looked up through the API. A payload without those
+    fields (not the documented shape) names every waiting order: correctness before budget.
+    """
+    exchanges = payload.get("exchanges")
+    provider = payload.get("provider_order_id")
+    if not isinstance(exchanges, list) and provider is None:
+        return [row.order_id for row in waiting]
+    ids, names = set(), set()
+    for x in exchanges if isinstance(exchanges, list) else []:
+        if isinstance(x, dict):
+            ids.add(str(x.get("exchange_order_id") or ""))
+            names.add(str(x.get("exchange_order_name") or ""))
+    ids.discard("")
+    names.discard("")
+    named = []
+    for row in waiting:
+        legacy = row.order_id.rsplit("/", 1)[-1]
+        if row.kind == "native":
+            if str(provider or "") == legacy:
+                named.append(row.order_id)
+        elif legacy in ids or (row.name is not None and row.name in names):
+            named.append(row.order_id)
+    return named
 
 
 def _order_gid(payload: dict) -> str | None:
