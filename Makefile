@@ -45,7 +45,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/scan_benchmark.py
 
 # Webhook mode: exchange-to-hold latency (200 exchanges, with and without 100 ms API latency,
-# against a computed 5-minute cron), then a burst of 500 deliveries. About two minutes.
+# against a computed 5-minute cron), then a burst of 500 deliveries, then Loop return -> note
+# for 50 waiting exchanges. About three minutes.
 bench-webhooks: $(STAMP)
 	$(BIN)/python benchmarks/webhook_latency.py
 	$(BIN)/python benchmarks/webhook_burst.py
