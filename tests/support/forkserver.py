@@ -194,7 +194,12 @@ class Forked:
     def send_signal(self, signum: int) -> None:
         # The zygote reaps a child only after it exits, so until then the pid is still ours.
         if self.poll() is None:
-            os.kill(self.pid, signum)
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                # It exited and was reaped after poll() asked, before its exit code reached us
+                # (subprocess.Popen.send_signal allows for the same gap): nothing left to signal.
+                pass
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
