@@ -21,19 +21,14 @@ from __future__ import annotations
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import requests
-from webhook_latency import _unlimited, _wait_drained, quantile
+from webhook_latency import _wait_drained, quantile, subscribed_serve
 
-from loopsync import service
-from loopsync.demo import connect_to_sandbox
 from loopsync.sandbox import activity
 from loopsync.sandbox.faults import FaultPlan
-from loopsync.sandbox.server import Sandbox
-from loopsync.serve.child import ServeChild
 
 TARGETS = {0: 1.0, 100: 2.0}  # added API latency (ms) -> p99 target (s), as for holds
 FIRST_LOOKUP = 300.0  # the note's first back-off step
@@ -53,41 +48,33 @@ def _waiting(db: Path) -> int:
 
 
 def run(exchanges: int, latency_ms: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp, Sandbox(scenario="demo") as sb:
-        _unlimited(sb.world)
-        db = Path(tmp) / "bench.db"
-        with service.open_store(db) as store:
-            connect_to_sandbox(store, sb)
-        with ServeChild(db, "--scan-every", "0") as served:
-            served.wait_for(r"catch-up scan (ok|pending)")
-            with service.open_store(db) as store:
-                service.webhooks_install(store, served.url)
-            made = requests.post(f"{sb.url}/_sandbox/loop/webhooks", timeout=5,
-                                 json={"trigger": "return.created", "url": f"{served.url}/webhooks/loop"})
-            made.raise_for_status()
-            waiting_before = _waiting(db)
-            created = [activity.create_exchange(sb.world, {"sku": "JKT-L-PRE", "return": None})
-                       for _ in range(exchanges)]
-            deadline = time.monotonic() + 120
-            while _waiting(db) < waiting_before + exchanges and time.monotonic() < deadline:
-                time.sleep(0.05)
-            sb.webhooks.wait_idle(30)
-            _wait_drained(db)
-            if latency_ms:
-                sb.app.faults = FaultPlan(slow=1.0, slow_seconds=latency_ms / 1000)
-            latencies, missing = [], []
-            for exchange in created:
-                started = time.monotonic()
-                activity.create_loop_return(sb.world, {"order": exchange["order"]["name"]})
-                while not _notes(sb.world, exchange["original"]) and time.monotonic() - started < 30:
-                    time.sleep(0.002)
-                if _notes(sb.world, exchange["original"]):
-                    latencies.append(time.monotonic() - started)
-                else:
-                    missing.append(exchange["order"]["name"])
-            sb.app.faults = None
-            # Every return made names one waiting order: the others' back-off must not have moved.
-            escalated = served.log().count("Loop return not found yet (lookup ")
+    with subscribed_serve() as (sb, db, served):
+        made = requests.post(f"{sb.url}/_sandbox/loop/webhooks", timeout=5,
+                             json={"trigger": "return.created", "url": f"{served.url}/webhooks/loop"})
+        made.raise_for_status()
+        waiting_before = _waiting(db)
+        created = [activity.create_exchange(sb.world, {"sku": "JKT-L-PRE", "return": None})
+                   for _ in range(exchanges)]
+        deadline = time.monotonic() + 120
+        while _waiting(db) < waiting_before + exchanges and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sb.webhooks.wait_idle(30)
+        _wait_drained(db)
+        if latency_ms:
+            sb.app.faults = FaultPlan(slow=1.0, slow_seconds=latency_ms / 1000)
+        latencies, missing = [], []
+        for exchange in created:
+            started = time.monotonic()
+            activity.create_loop_return(sb.world, {"order": exchange["order"]["name"]})
+            while not _notes(sb.world, exchange["original"]) and time.monotonic() - started < 30:
+                time.sleep(0.002)
+            if _notes(sb.world, exchange["original"]):
+                latencies.append(time.monotonic() - started)
+            else:
+                missing.append(exchange["order"]["name"])
+        sb.app.faults = None
+        # Every return made names one waiting order: the others' back-off must not have moved.
+        escalated = served.log().count("Loop return not found yet (lookup ")
         return {"latencies": latencies, "missing": missing, "escalated": escalated}
 
 

@@ -40,6 +40,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -93,8 +95,10 @@ def _wait_drained(db: Path, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-def webhook_run(exchanges: int, pace: float, latency_ms: int) -> dict:
-    """One run: serve subscribed, ``exchanges`` created ``pace`` seconds apart; latencies in seconds."""
+@contextmanager
+def subscribed_serve() -> Iterator[tuple[Sandbox, Path, ServeChild]]:
+    """The demo sandbox without its limits, and `loopsync serve` connected to it, past its catch-up
+    scan and subscribed with `webhooks install`: (sandbox, state file, serve)."""
     with tempfile.TemporaryDirectory() as tmp, Sandbox(scenario="demo") as sb:
         _unlimited(sb.world)
         db = Path(tmp) / "bench.db"
@@ -104,36 +108,42 @@ def webhook_run(exchanges: int, pace: float, latency_ms: int) -> dict:
             served.wait_for(r"catch-up scan (ok|pending)")
             with service.open_store(db) as store:
                 service.webhooks_install(store, served.url)
-            if latency_ms:
-                sb.app.faults = FaultPlan(slow=1.0, slow_seconds=latency_ms / 1000)
-            spent_before, loop_before = _points_spent(sb.world), _loop_requests(sb.world)
-            made = []
-            next_at = time.monotonic()
-            for _ in range(exchanges):
-                made.append(activity.create_exchange(sb.world, {"sku": "JKT-L-PRE"}))
-                next_at += pace
-                time.sleep(max(0.0, next_at - time.monotonic()))
-            deadline = time.monotonic() + 120
-            latencies: list[float] = []
-            missing = []
-            for created in made:
-                hold = None
-                while hold is None and time.monotonic() < deadline:
-                    hold = our_hold(sb.world, created["order"]["id"])
-                    if hold is None:
-                        time.sleep(0.05)
+            yield sb, db, served
+
+
+def webhook_run(exchanges: int, pace: float, latency_ms: int) -> dict:
+    """One run: serve subscribed, ``exchanges`` created ``pace`` seconds apart; latencies in seconds."""
+    with subscribed_serve() as (sb, db, _served):
+        if latency_ms:
+            sb.app.faults = FaultPlan(slow=1.0, slow_seconds=latency_ms / 1000)
+        spent_before, loop_before = _points_spent(sb.world), _loop_requests(sb.world)
+        made = []
+        next_at = time.monotonic()
+        for _ in range(exchanges):
+            made.append(activity.create_exchange(sb.world, {"sku": "JKT-L-PRE"}))
+            next_at += pace
+            time.sleep(max(0.0, next_at - time.monotonic()))
+        deadline = time.monotonic() + 120
+        latencies: list[float] = []
+        missing = []
+        for created in made:
+            hold = None
+            while hold is None and time.monotonic() < deadline:
+                hold = our_hold(sb.world, created["order"]["id"])
                 if hold is None:
-                    missing.append(created["order"]["name"])
-                    continue
-                born = datetime.fromisoformat(created["created_at_exact"])
-                latencies.append((hold.placed_at - born).total_seconds())
-            sb.app.faults = None
-            # The deliveries serve's own changes set off (orders/updated after a hold or tag) come in too.
-            sb.webhooks.wait_idle(30)
-            _wait_drained(db)
-            points = (_points_spent(sb.world) - spent_before) / exchanges
-            loop = (_loop_requests(sb.world) - loop_before) / exchanges
-            deliveries = len(sb.webhooks.attempts())
+                    time.sleep(0.05)
+            if hold is None:
+                missing.append(created["order"]["name"])
+                continue
+            born = datetime.fromisoformat(created["created_at_exact"])
+            latencies.append((hold.placed_at - born).total_seconds())
+        sb.app.faults = None
+        # The deliveries serve's own changes set off (orders/updated after a hold or tag) come in too.
+        sb.webhooks.wait_idle(30)
+        _wait_drained(db)
+        points = (_points_spent(sb.world) - spent_before) / exchanges
+        loop = (_loop_requests(sb.world) - loop_before) / exchanges
+        deliveries = len(sb.webhooks.attempts())
         return {"latencies": latencies, "missing": missing, "deliveries": deliveries, "points": points,
                 "loop": loop}
 

@@ -26,6 +26,7 @@ from support.sandbox import sandbox_env
 from support.serve import WEBHOOK_SECRET, Served, hold_released_payload, order_payload
 from support.state import one, tamper
 from support.state import rows as state_rows
+from support.waiting import wait_until
 
 
 @pytest.fixture
@@ -52,15 +53,6 @@ def serve(webhook_db, tmp_path):
 def new_exchange(probe, original="#1001", sku="JKT-L-PRE", **spec):
     made = add_exchange(probe.world, {"original": original, "lines": [{"sku": sku}], **spec})
     return probe.world.orders[made["order"]["id"]]
-
-
-def wait_until(check, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return time.monotonic()
-        time.sleep(0.01)
-    raise AssertionError(f"not within {timeout} s")
 
 
 def counts(probe, mark):

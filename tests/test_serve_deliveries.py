@@ -22,6 +22,7 @@ from loopsync.sandbox.faults import FaultPlan
 from support.sandbox import sandbox_env
 from support.serve import Served
 from support.state import one
+from support.waiting import wait_until
 
 RELEASE_NOTE = "The pre-order item is ready: the hold was released."
 
@@ -39,15 +40,6 @@ def live(sandbox, db, cli, tmp_path):
 
 def scans(db) -> int:
     return one(db, "SELECT COUNT(*) FROM scans")
-
-
-def wait_until(check, timeout=5.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"{what}: not within {timeout} s")
 
 
 def exchange(probe, **spec) -> dict:

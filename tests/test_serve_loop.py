@@ -20,15 +20,7 @@ from support.sandbox import sandbox_env
 from support.serve import Served
 from support.state import one
 from support.state import rows as state_rows
-
-
-def wait_until(check, timeout=5.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return time.monotonic()
-        time.sleep(0.01)
-    raise AssertionError(f"{what}: not within {timeout} s")
+from support.waiting import wait_until
 
 
 def loop_webhook(sandbox, trigger: str, url: str) -> dict:
